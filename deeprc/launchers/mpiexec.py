@@ -1,0 +1,37 @@
+"""`mpiexec`/`mpirun` for Open MPI, MPICH (Hydra), Cray PALS and Intel MPI."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from deeprc.launchers.base import Launcher, _int
+
+
+class Mpiexec(Launcher):
+    def __init__(self, program: str = "mpiexec") -> None:
+        super().__init__(name=program, program=program)
+
+    def prefix(self, ranks: int, opts: Mapping[str, object]) -> list[str]:
+        flavour = str(opts.get("flavour") or "openmpi")
+        ppn = _int(opts, "ranks_per_node")
+        cpus = _int(opts, "cpus_per_rank")
+        out = [self.program, "-n", str(ranks)]
+        if flavour == "openmpi":
+            if ppn:
+                out += ["--map-by", f"ppr:{ppn}:node" + (f":pe={cpus}" if cpus else "")]
+            elif cpus:
+                out += ["--map-by", f"slot:pe={cpus}"]
+        elif flavour == "cray-mpich":  # Cray PALS (e.g. ALCF Polaris)
+            if ppn:
+                out += ["--ppn", str(ppn)]
+            if cpus:
+                out += ["--depth", str(cpus), "--cpu-bind", "depth"]
+        else:  # MPICH Hydra, Intel MPI, MVAPICH2
+            if ppn:
+                out += ["-ppn", str(ppn)]
+        return out
+
+
+class Mpirun(Mpiexec):
+    def __init__(self) -> None:
+        super().__init__(program="mpirun")

@@ -1,0 +1,182 @@
+"""Finding, reading and validating site configs; errors name the file, key path and fix."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+import socket
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from deeprc.errors import DeepRCError, config_error
+from deeprc.sites.schema import Site
+
+_extra_dirs: list[Path] = []
+
+
+def add_sites_dir(path: str | Path) -> None:
+    """Add a folder (the `--sites-dir` flag) searched after $DEEPRC_SITES_PATH."""
+    p = Path(path).expanduser()
+    if p not in _extra_dirs:
+        _extra_dirs.append(p)
+
+
+def builtin_sites_dir() -> Path:
+    """The shipped site-configs/ folder ($DEEPRC_HOME/site-configs, else beside the package)."""
+    home = os.environ.get("DEEPRC_HOME")
+    if home:
+        return Path(home) / "site-configs"
+    here = Path(__file__).resolve().parent
+    for cand in (here.parents[1] / "site-configs", here.parent / "data" / "site-configs"):
+        if cand.is_dir():
+            return cand
+    return here.parents[1] / "site-configs"
+
+
+def search_path(sites_dir: str | Path | None = None) -> list[Path]:
+    """Folders searched for `<name>.yaml`, first match wins."""
+    dirs = [Path(p).expanduser() for p in os.environ.get("DEEPRC_SITES_PATH", "").split(":") if p]
+    if sites_dir:
+        dirs.append(Path(sites_dir).expanduser())
+    dirs.extend(_extra_dirs)
+    dirs.append(builtin_sites_dir())
+    return dirs
+
+
+def _site_files(sites_dir: str | Path | None = None) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in search_path(sites_dir):
+        if not d.is_dir():
+            continue
+        for f in sorted(list(d.glob("*.yaml")) + list(d.glob("*.yml"))):
+            found.setdefault(f.stem, f)
+    return found
+
+
+def list_sites(sites_dir: str | Path | None = None) -> list[str]:
+    """Names of every site on the search path."""
+    return sorted(_site_files(sites_dir))
+
+
+def find_site_file(name_or_path: str | Path, sites_dir: str | Path | None = None) -> Path:
+    """The YAML file of a site name, or the path itself when it is a file."""
+    p = Path(name_or_path).expanduser()
+    if p.suffix in (".yaml", ".yml") or os.sep in str(name_or_path):
+        if not p.is_file():
+            raise config_error(p, None, "this site file does not exist", "give an existing YAML path or a site name from `deeprc-deploy sites list`")
+        return p
+    files = _site_files(sites_dir)
+    if str(name_or_path) in files:
+        return files[str(name_or_path)]
+    near = difflib.get_close_matches(str(name_or_path), list(files), n=1)
+    hint = f"did you mean '{near[0]}'? " if near else ""
+    raise DeepRCError(
+        f"unknown site '{name_or_path}': no {name_or_path}.yaml in "
+        f"{', '.join(str(d) for d in search_path(sites_dir))}. Fix: {hint}"
+        "choose one of `deeprc-deploy sites list`, pass a YAML path, or add your folder with "
+        "--sites-dir or $DEEPRC_SITES_PATH."
+    )
+
+
+def load_site(name_or_path: str | Path, sites_dir: str | Path | None = None) -> Site:
+    """Load and validate a site by name or path (see :func:`search_path`)."""
+    path = find_site_file(name_or_path, sites_dir)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise config_error(path, None, f"not valid YAML ({exc})".replace("\n", " "), "fix the YAML syntax") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise config_error(path, None, "the top level must be a mapping of keys", "write the site as `key: value` lines")
+    return validate_site(data, path)
+
+
+def validate_site(data: dict[str, Any], path: str | Path = "<site>") -> Site:
+    """Validate a site dict; the first problem becomes one DeepRCError."""
+    data = dict(data)
+    data.setdefault("name", Path(str(path)).stem)
+    try:
+        return Site.model_validate(data)
+    except ValidationError as exc:
+        raise _to_error(exc, path) from None
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class whose fields live at `loc` inside Site (dict keys skipped)."""
+    tp: Any = Site
+    for part in loc:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            if field is None:
+                return None
+            tp = field.annotation
+        else:
+            tp = _unwrap(tp, dict_value=True)
+            continue
+        tp = _unwrap(tp)
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _unwrap(tp: Any, dict_value: bool = False) -> Any:
+    """Strip Optional/Union/dict layers down to a model class when there is one."""
+    for _ in range(4):
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin is dict and args:
+            if dict_value:
+                return args[1]
+            return tp
+        if args and origin is not None and origin is not dict and origin is not list:
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if models:
+                tp = models[0]
+                continue
+        return tp
+    return tp
+
+
+def _to_error(exc: ValidationError, path: str | Path) -> DeepRCError:
+    err = exc.errors()[0]
+    loc = tuple(err.get("loc", ()))
+    field = ".".join(str(p) for p in loc)
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        valid = sorted(model.model_fields) if model else []
+        near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        fix = f"did you mean '{near[0]}'? " if near else ""
+        fix += f"valid keys here: {', '.join(valid)}" if valid else "remove the key"
+        return config_error(path, field, "unknown key", fix)
+    msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+    value = err.get("input")
+    if kind == "missing":
+        return config_error(path, field, "this required key is missing", f"add '{loc[-1]}' (see site-configs/local-slurm.yaml for an example)")
+    if kind.startswith(("literal_error", "enum")):
+        return config_error(path, field, f"{value!r} is not allowed ({msg})", "use one of the listed values")
+    if "type" in kind or kind.endswith(("_parsing", "_type")):
+        return config_error(path, field, f"wrong type: got {type(value).__name__} {value!r}, {msg.lower()}", "give a value of the expected type")
+    if not field:
+        return config_error(path, None, msg, "correct the site file as the message says")
+    return config_error(path, field, f"{msg} (got {value!r})", "correct this value")
+
+
+def detect_site(hostname: str | None = None, sites_dir: str | Path | None = None) -> str | None:
+    """The first site whose `hostnames` patterns match `hostname` (default: this host's FQDN)."""
+    names = [hostname] if hostname else list({socket.gethostname(), socket.getfqdn()})
+    for name, path in _site_files(sites_dir).items():
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        pats = data.get("hostnames") or [] if isinstance(data, dict) else []
+        for pat in pats if isinstance(pats, list) else []:
+            if any(fnmatch.fnmatch(h, str(pat)) for h in names):
+                return name
+    return None
