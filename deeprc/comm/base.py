@@ -1,0 +1,107 @@
+"""The Communicator interface every backend implements, and shared argument checks."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Sequence
+
+from deeprc.errors import DeepRCError
+
+OPS = ("sum", "min", "max", "mean")
+
+
+def check_op(op: str) -> str:
+    """Validate a reduction name."""
+    if op not in OPS:
+        raise DeepRCError(
+            f"deeprc.comm allreduce: unknown op {op!r}. Fix: use one of {', '.join(OPS)}."
+        )
+    return op
+
+
+def is_torch_tensor(x: Any) -> bool:
+    """True for a torch.Tensor without importing torch when it is not loaded."""
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+class Communicator(ABC):
+    """Ranks that talk through one backend (``mpi``, ``gloo`` or ``nccl``).
+
+    Attributes: ``rank``, ``size``, ``local_rank``, ``local_size``, ``num_nodes``,
+    ``backend``, ``launcher`` (mpiexec, srun, torchrun, raptor, single) and ``timeout``
+    (seconds a collective waits for its peers before raising :class:`DeepRCError`).
+    """
+
+    rank: int
+    size: int
+    local_rank: int
+    local_size: int
+    num_nodes: int
+    backend: str
+    launcher: str
+    timeout: float
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} backend={self.backend} launcher={self.launcher} "
+            f"rank={self.rank}/{self.size} local={self.local_rank}/{self.local_size} nodes={self.num_nodes}>"
+        )
+
+    @abstractmethod
+    def barrier(self) -> None:
+        """Wait until every rank gets here."""
+
+    @abstractmethod
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        """Root's picklable object on every rank."""
+
+    @abstractmethod
+    def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
+        """Every rank's object as a list on root (None elsewhere)."""
+
+    @abstractmethod
+    def allgather(self, obj: Any) -> list[Any]:
+        """Every rank's object as a list, on every rank."""
+
+    @abstractmethod
+    def allreduce(self, x: Any, op: str = "sum") -> Any:
+        """Element-wise reduction of a numpy array, torch tensor or number; same type back.
+
+        ``mean`` of an integer array comes back as floating point.
+        """
+
+    @abstractmethod
+    def alltoallv(self, buffers: Sequence[bytes]) -> list[bytes]:
+        """Send ``buffers[d]`` to rank d; return the bytes received from each source rank."""
+
+    @abstractmethod
+    def split(self, color: int | None, key: int = 0) -> "Communicator | None":
+        """Sub-communicator of the ranks with the same color, ordered by (key, rank).
+
+        A rank passing ``color=None`` takes part in the call and gets ``None`` back.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what this communicator owns (the world MPI communicator is left alone)."""
+
+    def __enter__(self) -> "Communicator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_alltoallv(self, buffers: Sequence[bytes]) -> None:
+        if len(buffers) != self.size:
+            raise DeepRCError(
+                f"deeprc.comm alltoallv on rank {self.rank}: got {len(buffers)} buffers for "
+                f"{self.size} ranks. Fix: pass exactly one bytes object per destination rank "
+                f"(an empty b'' for ranks that get nothing)."
+            )
+
+    def _check_root(self, root: int) -> None:
+        if not 0 <= root < self.size:
+            raise DeepRCError(
+                f"deeprc.comm: root {root} is not a rank of this communicator (size {self.size}). "
+                f"Fix: pass a root between 0 and {self.size - 1}."
+            )

@@ -1,0 +1,188 @@
+"""The ``mpi`` backend: mpi4py buffer collectives, each polled against the communicator timeout.
+
+Blocking MPI collectives cannot be interrupted, so every operation here is the nonblocking
+variant (Ibarrier, Iallreduce, Ibcast, ...) tested in a loop until it completes or the
+deadline passes. Objects travel as pickled bytes through buffer collectives (never pickle
+inside MPI), and numpy arrays go straight to ``Iallreduce`` without a copy.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import sys
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from deeprc.comm.arrays import mean_of, to_host
+from deeprc.comm.base import Communicator, check_op
+from deeprc.comm.timeouts import dead_rank_message
+from deeprc.errors import DeepRCError
+
+_SPIN = 200  # Test() calls before yielding the CPU
+_failed = False
+
+
+def _exit_without_finalize() -> None:
+    """After a lost peer MPI_Finalize may hang: leave the process with status 1 instead."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def _mpi():
+    from mpi4py import MPI
+
+    return MPI
+
+
+class MPICommunicator(Communicator):
+    """A communicator over an mpi4py ``Intracomm``."""
+
+    backend = "mpi"
+
+    def __init__(self, comm: Any, *, launcher: str, timeout: float, owned: bool = False) -> None:
+        MPI = _mpi()
+        self.mpi = comm
+        self.launcher = launcher
+        self.timeout = float(timeout)
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        self._owned = owned
+        self._ops = {"sum": MPI.SUM, "min": MPI.MIN, "max": MPI.MAX, "mean": MPI.SUM}
+        self._i64 = MPI.INT64_T
+        self._byte = MPI.BYTE
+        self._layout()
+
+    def _layout(self) -> None:
+        """local_rank, local_size and num_nodes from the shared-memory split."""
+        MPI = _mpi()
+        self.barrier()
+        node = self.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
+        node.Free()
+        leaders = self.allreduce(np.array([1 if self.local_rank == 0 else 0], dtype=np.int64))
+        self.num_nodes = int(leaders[0])
+
+    # -- progress ---------------------------------------------------------------------------
+    def _wait(self, req: Any, op: str) -> None:
+        """Complete ``req`` or raise DeepRCError once ``timeout`` seconds pass."""
+        test = req.Test
+        for _ in range(_SPIN):
+            if test():
+                return
+        deadline = time.monotonic() + self.timeout
+        pause = 0.0
+        while not test():
+            now = time.monotonic()
+            if now > deadline:
+                self._fail(op)
+            time.sleep(pause)
+            if pause < 2e-4:
+                pause += 1e-5
+
+    def _fail(self, op: str) -> None:
+        global _failed
+        msg = dead_rank_message(self.rank, self.size, op, self.timeout, "mpi")
+        print(f"error: {msg}", file=sys.stderr, flush=True)
+        if not _failed:
+            _failed = True
+            atexit.register(_exit_without_finalize)
+        raise DeepRCError(msg, exit_code=1)
+
+    # -- collectives ------------------------------------------------------------------------
+    def barrier(self) -> None:
+        self._wait(self.mpi.Ibarrier(), "barrier")
+
+    def allreduce(self, x: Any, op: str = "sum") -> Any:
+        mop = self._ops.get(op) or self._ops[check_op(op)]
+        arr, back = to_host(x)
+        out = np.empty_like(arr)
+        self._wait(self.mpi.Iallreduce(arr, out, mop), f"allreduce({op})")
+        if op == "mean":
+            out = mean_of(out, self.size)
+        return back(out)
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        self._check_root(root)
+        if self.size == 1:
+            return obj
+        n = np.zeros(1, dtype=np.int64)
+        data = None
+        if self.rank == root:
+            data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            n[0] = len(data)
+        self._wait(self.mpi.Ibcast([n, self._i64], root), "bcast")
+        buf = np.frombuffer(bytearray(data), np.uint8) if data is not None else np.empty(int(n[0]), np.uint8)
+        self._wait(self.mpi.Ibcast([buf, self._byte], root), "bcast")
+        return obj if self.rank == root else pickle.loads(buf.data)
+
+    def _allgather_bytes(self, data: bytes, op: str) -> list[memoryview]:
+        counts = np.empty(self.size, dtype=np.int64)
+        mine = np.array([len(data)], dtype=np.int64)
+        self._wait(self.mpi.Iallgather([mine, self._i64], [counts, self._i64]), op)
+        displs = np.zeros(self.size, dtype=np.int64)
+        np.cumsum(counts[:-1], out=displs[1:])
+        out = np.empty(int(counts.sum()), np.uint8)
+        send = np.frombuffer(data, np.uint8)
+        self._wait(self.mpi.Iallgatherv([send, self._byte], [out, (counts, displs), self._byte]), op)
+        view = out.data
+        return [view[d : d + c] for d, c in zip(displs.tolist(), counts.tolist())]
+
+    def allgather(self, obj: Any) -> list[Any]:
+        if self.size == 1:
+            return [obj]
+        parts = self._allgather_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), "allgather")
+        return [pickle.loads(p) for p in parts]
+
+    def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
+        self._check_root(root)
+        if self.size == 1:
+            return [obj]
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        counts = np.empty(self.size, dtype=np.int64)
+        mine = np.array([len(data)], dtype=np.int64)
+        self._wait(self.mpi.Igather([mine, self._i64], [counts, self._i64], root), "gather")
+        send = np.frombuffer(data, np.uint8)
+        if self.rank != root:
+            self._wait(self.mpi.Igatherv([send, self._byte], None, root), "gather")
+            return None
+        displs = np.zeros(self.size, dtype=np.int64)
+        np.cumsum(counts[:-1], out=displs[1:])
+        out = np.empty(int(counts.sum()), np.uint8)
+        self._wait(self.mpi.Igatherv([send, self._byte], [out, (counts, displs), self._byte], root), "gather")
+        view = out.data
+        return [pickle.loads(view[d : d + c]) for d, c in zip(displs.tolist(), counts.tolist())]
+
+    def alltoallv(self, buffers: Sequence[bytes]) -> list[bytes]:
+        self._check_alltoallv(buffers)
+        scounts = np.fromiter((len(b) for b in buffers), dtype=np.int64, count=self.size)
+        rcounts = np.empty(self.size, dtype=np.int64)
+        self._wait(self.mpi.Ialltoall([scounts, self._i64], [rcounts, self._i64]), "alltoallv")
+        sdispls = np.zeros(self.size, dtype=np.int64)
+        np.cumsum(scounts[:-1], out=sdispls[1:])
+        rdispls = np.zeros(self.size, dtype=np.int64)
+        np.cumsum(rcounts[:-1], out=rdispls[1:])
+        send = np.frombuffer(b"".join(buffers), np.uint8)
+        out = np.empty(int(rcounts.sum()), np.uint8)
+        req = self.mpi.Ialltoallv([send, (scounts, sdispls), self._byte], [out, (rcounts, rdispls), self._byte])
+        self._wait(req, "alltoallv")
+        raw = out.tobytes()
+        return [raw[d : d + c] for d, c in zip(rdispls.tolist(), rcounts.tolist())]
+
+    def split(self, color: int | None, key: int = 0) -> "MPICommunicator | None":
+        MPI = _mpi()
+        self.allgather((color, key))  # a dead rank surfaces here, not in the blocking Split
+        sub = self.mpi.Split(MPI.UNDEFINED if color is None else int(color), int(key))
+        if sub == MPI.COMM_NULL:
+            return None
+        return MPICommunicator(sub, launcher=self.launcher, timeout=self.timeout, owned=True)
+
+    def close(self) -> None:
+        MPI = _mpi()
+        if self._owned and self.mpi != MPI.COMM_NULL and not _failed:
+            self.mpi.Free()
+        self._owned = False
