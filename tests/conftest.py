@@ -1,0 +1,70 @@
+"""Session fixtures shared by every test area: real Slurm and podman, started once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+INFRA = REPO / "tests" / "infra"
+VENV_BIN = Path(sys.executable).parent
+
+
+def _run_infra(script: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(INFRA / script)], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def mpi_env() -> dict[str, str]:
+    """Environment for launching Open MPI ranks here (root, oversubscribed)."""
+    env = dict(os.environ)
+    env.update(
+        OMPI_ALLOW_RUN_AS_ROOT="1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+        OMPI_MCA_rmaps_base_oversubscribe="1",
+        PRTE_MCA_rmaps_default_mapping_policy=":oversubscribe",
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def slurm() -> dict:
+    """A real single-node Slurm (Debian slurm-wlm + munge), started by tests/infra/slurm.sh."""
+    if os.geteuid() != 0:
+        pytest.skip("real Slurm needs root to install and start slurmctld/slurmd (tests/infra/slurm.sh)")
+    proc = _run_infra("slurm.sh", timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(f"tests/infra/slurm.sh failed:\n{proc.stdout}\n{proc.stderr}")
+    node = proc.stdout.strip().split()[-1]
+    env = dict(os.environ)
+    env.update(
+        OMPI_ALLOW_RUN_AS_ROOT="1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return {"node": node, "partition": "debug", "cpus": os.cpu_count() or 1, "env": env}
+
+
+@pytest.fixture(scope="session")
+def podman_base() -> str:
+    """podman configured for this machine and the base image made with debootstrap."""
+    if os.geteuid() != 0:
+        pytest.skip("podman image builds here need root (tests/infra/podman.sh)")
+    proc = _run_infra("podman.sh", timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"tests/infra/podman.sh failed:\n{proc.stdout}\n{proc.stderr}")
+    assert shutil.which("podman"), "podman.sh succeeded but podman is not on PATH"
+    return proc.stdout.strip().split()[-1]

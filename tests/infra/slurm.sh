@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Install (Debian slurm-wlm + munge) and start a real single-node Slurm for tests and the
+# `local-slurm` site. Idempotent: returns at once when the node already answers.
+# Needs root. Prints `SLURM_READY <nodename>` on success.
+set -euo pipefail
+
+state_dir=${DEEPRC_SLURM_DIR:-/var/tmp/deeprc-slurm}
+conf=/etc/slurm/slurm.conf
+node=$(hostname -s)
+
+if [ "$(id -u)" != 0 ]; then
+    echo "slurm.sh: needs root to install and start slurmctld/slurmd" >&2
+    exit 3
+fi
+
+mkdir -p /var/lock
+exec 9>/var/lock/deeprc-slurm.lock
+flock 9
+
+
+ready() {
+    sinfo -h -N -o '%N %t' 2>/dev/null | grep -qE "^${node} (idle|mix|alloc)"
+}
+
+if command -v sinfo >/dev/null 2>&1 && ready; then
+    echo "SLURM_READY ${node}"
+    exit 0
+fi
+
+if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
+fi
+
+# munge: the key is created at install; start the daemon if it is not running.
+if ! pgrep -x munged >/dev/null 2>&1; then
+    mkdir -p /run/munge /var/log/munge
+    chown -R munge:munge /run/munge /var/log/munge /etc/munge 2>/dev/null || true
+    [ -f /etc/munge/munge.key ] || /usr/sbin/mungekey --create >/dev/null 2>&1 || true
+    chown munge:munge /etc/munge/munge.key 2>/dev/null || true
+    runuser -u munge -- /usr/sbin/munged --force 2>/dev/null || /usr/sbin/munged --force
+fi
+
+cpus=$(nproc)
+mem_mb=$(awk '/MemTotal/ {printf "%d", $2/1024 * 0.9}' /proc/meminfo)
+mkdir -p "$state_dir/ctld" "$state_dir/d" /etc/slurm
+cat > "$conf" <<CONF
+# Written by DeepRC tests/infra/slurm.sh: a single-node Slurm on ${node}.
+ClusterName=deeprc
+SlurmctldHost=${node}
+SlurmUser=root
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MpiDefault=none
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
+MessageTimeout=30
+KillWait=5
+MinJobAge=300
+StateSaveLocation=${state_dir}/ctld
+SlurmdSpoolDir=${state_dir}/d
+SlurmctldPidFile=${state_dir}/slurmctld.pid
+SlurmdPidFile=${state_dir}/slurmd.pid
+SlurmctldLogFile=${state_dir}/slurmctld.log
+SlurmdLogFile=${state_dir}/slurmd.log
+NodeName=${node} CPUs=${cpus} RealMemory=${mem_mb} State=UNKNOWN
+PartitionName=debug Nodes=${node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+CONF
+
+pgrep -x slurmctld >/dev/null 2>&1 || slurmctld
+pgrep -x slurmd >/dev/null 2>&1 || slurmd
+
+for _ in $(seq 1 60); do
+    if ready; then
+        echo "SLURM_READY ${node}"
+        exit 0
+    fi
+    sleep 1
+done
+echo "slurm.sh: the node did not become idle within 60 s; see ${state_dir}/slurmctld.log and slurmd.log" >&2
+sinfo -N -l >&2 || true
+exit 1
