@@ -37,9 +37,12 @@ class Partition(_Strict):
     gpu_model: str | None = None
     gpu_vendor: Literal["nvidia", "amd"] | None = None
     memory_gb: float | None = Field(default=None, gt=0)
+    oversubscribe: bool = Field(default=False, description="ranks may outnumber cores (the test node)")
     max_walltime: str = "24:00:00"
+    queue: str | None = Field(default=None, description="the scheduler's name for it when not the key ('' = no partition directive)")
     constraint: str | None = None
     qos: str | None = None
+    directives: list[str] = Field(default_factory=list, description="extra scheduler options for jobs here, e.g. -l filesystems=home:eagle")
 
     @field_validator("max_walltime", mode="before")
     @classmethod
@@ -149,6 +152,7 @@ class Site(_Strict):
     launcher_args: list[str] = Field(default_factory=list)
     gpu_binding: Literal["launcher", "local-rank", "none"] = "launcher"
     default_partition: str | None = None
+    directives: list[str] = Field(default_factory=list, description="extra scheduler options for every job")
     partitions: dict[str, Partition] = Field(default_factory=dict)
     account: str | None = None
     module_reset: bool = False

@@ -1,0 +1,102 @@
+"""Following a run: scheduler states of its jobs, the runtime's status.json, logs, cancel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from deeprc.errors import DeepRCError
+from deeprc.launch.submit import read_record, write_record
+from deeprc.schedulers import get_scheduler
+from deeprc.schedulers.base import UNKNOWN
+
+
+def _run_dir(run: str | Path) -> Path:
+    p = Path(run).expanduser()
+    if not p.is_dir():
+        raise DeepRCError(f"no run folder at {p}. Fix: pass the folder `deeprc-deploy launch` or `run` printed.")
+    return p
+
+
+def job_states(record: dict[str, Any]) -> dict[str, str]:
+    """job id -> queued|running|done|failed|cancelled|unknown from the scheduler."""
+    sched = get_scheduler(record["scheduler"])
+    ids = [j["job_id"] for j in record.get("jobs", [])]
+    if not ids:
+        return {}
+    cmd = sched.status_command(ids)
+    if not cmd:
+        return sched.parse_status("", ids)
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {j: UNKNOWN for j in ids}
+    return sched.parse_status(out, ids)
+
+
+def run_status(run: str | Path) -> dict[str, Any]:
+    """{'run': state, 'stages': {...}, 'jobs': [{key, job_id, state}], 'launch': record|None}."""
+    rd = _run_dir(run)
+    status: dict[str, Any] = {}
+    sp = rd / "status.json"
+    if sp.is_file():
+        try:
+            status = json.loads(sp.read_text())
+        except json.JSONDecodeError:
+            status = {}
+    record = read_record(rd)
+    jobs = []
+    if record:
+        states = job_states(record)
+        jobs = [{"key": j["key"], "job_id": j["job_id"], "state": states.get(j["job_id"], UNKNOWN)} for j in record["jobs"]]
+        if record.get("cancelled"):
+            for j in jobs:
+                if j["state"] in ("unknown", "queued", "running"):
+                    j["state"] = "cancelled"
+    return {"run": status.get("run", "pending" if record else "unknown"), "stages": status.get("stages", {}),
+            "jobs": jobs, "launch": record, "run_dir": str(rd)}
+
+
+def log_files(run: str | Path, stage: str | None = None) -> list[Path]:
+    """The run's logs (RUN/logs/<stage>.log) and the scheduler's job outputs (RUN/launch/*.out)."""
+    rd = _run_dir(run)
+    files: list[Path] = []
+    logs = rd / "logs"
+    if stage:
+        files += sorted(logs.glob(f"{stage}.log")) + sorted(logs.glob(f"{stage}.*.log"))
+        files += sorted((rd / "launch").glob(f"{stage}-*.out")) + sorted((rd / "launch").glob(f"{stage}.out"))
+        if not files:
+            known = sorted({p.name.split(".")[0] for p in logs.glob("*.log")}) if logs.is_dir() else []
+            raise DeepRCError(
+                f"no logs for stage '{stage}' in {rd} yet. Fix: wait until it starts"
+                + (f", or choose one of: {', '.join(known)}" if known else "") + "."
+            )
+        return files
+    if logs.is_dir():
+        files += sorted(logs.glob("*.log"))
+    if (rd / "launch").is_dir():
+        files += sorted((rd / "launch").glob("*.out"))
+    return files
+
+
+def cancel(run: str | Path) -> dict[str, Any]:
+    """Cancel every job of a launched run; finished stage outputs stay where they are."""
+    rd = _run_dir(run)
+    record = read_record(rd)
+    if not record:
+        raise DeepRCError(f"{rd} has no launch.json: it was not started by `deeprc-deploy launch`. Fix: stop a local "
+                          "`deeprc-deploy run` with Ctrl-C instead.")
+    sched = get_scheduler(record["scheduler"])
+    states = job_states(record)
+    live = [j["job_id"] for j in record["jobs"] if states.get(j["job_id"]) not in ("done", "failed", "cancelled")]
+    if live:
+        cmd = sched.cancel_command(live)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0 and sched.name != "local":
+            raise DeepRCError(f"`{' '.join(cmd)}` failed: {proc.stderr.strip()}. Fix: cancel the jobs by hand.")
+    record["cancelled"] = time.time()
+    write_record(rd, record)
+    return {"cancelled": live, "run_dir": str(rd)}

@@ -1,0 +1,170 @@
+"""Render a launch plan into job scripts and submit commands from the Jinja2 templates in deploy/."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from deeprc.launch.plan import LaunchPlan
+from deeprc.runtimes import rank_command
+from deeprc.schedulers import JobRequest, get_scheduler
+from deeprc.sites.rp import rp_label
+
+
+def deploy_dir() -> Path:
+    """The deploy/ templates folder ($DEEPRC_HOME/deploy, else beside the package)."""
+    home = os.environ.get("DEEPRC_HOME")
+    if home:
+        return Path(home) / "deploy"
+    return Path(__file__).resolve().parents[2] / "deploy"
+
+
+def _comment(value: object) -> str:
+    """Text safe inside a `#` comment line (line breaks shown as \\n)."""
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(deploy_dir())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["q"] = lambda v: shlex.quote(str(v))
+    env.filters["qjoin"] = lambda v: shlex.join([str(x) for x in v])
+    env.filters["comment"] = _comment
+    return env
+
+
+@dataclass
+class RenderedJob:
+    key: str  # "pilot" or the stage name
+    script_path: Path
+    text: str
+    after: list[str] = field(default_factory=list)  # keys of jobs that must succeed first
+    var: str = ""
+
+    def submit_argv(self, plan: LaunchPlan, after_ids: list[str]) -> list[str]:
+        return get_scheduler(plan.site.scheduler).submit_command(str(self.script_path), after_ids)
+
+
+def _var(key: str) -> str:
+    return "job_" + re.sub(r"[^A-Za-z0-9_]", "_", key)
+
+
+def _site_env(plan: LaunchPlan) -> dict[str, str]:
+    s = plan.site
+    env = dict(s.environment)
+    env.update(s.network.variables())
+    env.update(s.mpi.env)
+    env.update({"DEEPRC_RUN_DIR": str(plan.run_dir), "DEEPRC_SITE": s.name, "DEEPRC_LAUNCH_MODE": plan.mode})
+    if s.filesystems.image_cache:
+        env["APPTAINER_CACHEDIR"] = os.path.expandvars(os.path.expanduser(s.filesystems.image_cache))
+    return env
+
+
+def _entry_argv(plan: LaunchPlan, stage: str) -> list[str]:
+    return ["python", "-m", "deeprc.pipeline.entry", "--run-dir", str(plan.run_dir), "--stage", stage]
+
+
+def _rank_line(plan: LaunchPlan, st) -> str:  # noqa: ANN001
+    argv = rank_command(
+        plan.site, st.ranks, _entry_argv(plan, st.name), nodes=st.nodes, ranks_per_node=st.ranks_per_node,
+        cores_per_rank=st.cores_per_rank, gpus_per_rank=st.gpus_per_rank, binds=[str(plan.run_dir)],
+    )
+    return shlex.join(argv)
+
+
+def _request(plan: LaunchPlan, name: str, nodes: int, ntasks: int, gpus_per_node: int, out: str) -> JobRequest:
+    part = plan.part
+    extra = list(plan.site.directives) + list(part.directives)
+    queue = part.queue if part.queue is not None else plan.partition
+    return JobRequest(
+        name=name, nodes=nodes, ntasks=ntasks, cores_per_node=part.cores_per_node, walltime=plan.walltime,
+        gpus_per_node=gpus_per_node, partition=queue or None, account=plan.account, qos=part.qos,
+        constraint=part.constraint, output=str(plan.launch_dir / out), workdir=str(plan.run_dir), extra=extra,
+    )
+
+
+def _common(plan: LaunchPlan) -> dict:
+    s = plan.site
+    return {
+        "run_dir": str(plan.run_dir), "module_reset": s.module_reset, "modules": s.modules,
+        "path_prepend": plan.path_prepend(), "env": _site_env(plan), "mode": plan.mode,
+        "job_id_var": get_scheduler(s.scheduler).job_id_var,
+    }
+
+
+def _run_cmd(plan: LaunchPlan, *extra: str) -> list[str]:
+    return [*plan.deeprc_command(), "run", str(plan.pipeline_file), "--run-dir", str(plan.run_dir),
+            "--site", str(plan.site_file), "--profile", plan.profile, *extra]
+
+
+def render(plan: LaunchPlan) -> list[RenderedJob]:
+    """One job (pilot mode) or one job per stage in dependency order (batch mode)."""
+    env = environment()
+    tmpl = env.get_template("job.sh.j2")
+    sched = get_scheduler(plan.site.scheduler)
+    pipe = plan.pipeline
+    jobs: list[RenderedJob] = []
+    if plan.mode == "pilot":
+        part = plan.part
+        req = _request(plan, f"deeprc-{pipe.name}", plan.nodes, plan.nodes * part.cores_per_node,
+                       part.gpus_per_node, "pilot-%j.out" if sched.name == "slurm" else "pilot.out")
+        text = tmpl.render(
+            **_common(plan), directives=sched.directives(req), title=f"pipeline {pipe.name} on site {plan.site.name}",
+            rp_label=plan.site.rp_resource()[0], rp_config_dir=str(plan.launch_dir / "radical"),
+            stages=[{"name": st.name, "line": _rank_line(plan, st)} for st in plan.stages],
+            run_cmd=_run_cmd(plan, "--runner", "pilot"),
+        )
+        jobs.append(RenderedJob("pilot", plan.launch_dir / "pilot.sh", text, var="job_pilot"))
+        return jobs
+    for st in plan.stages:
+        gpn = (int(st.gpus_per_rank * st.ranks_per_node + 0.999) if st.gpus_per_rank else 0)
+        req = _request(plan, f"deeprc-{pipe.name}-{st.name}", st.nodes, st.ranks, gpn,
+                       f"{st.name}-%j.out" if sched.name == "slurm" else f"{st.name}.out")
+        text = tmpl.render(
+            **_common(plan), directives=sched.directives(req), title=f"stage {st.name} of pipeline {pipe.name} on site {plan.site.name}",
+            stage=st.name, rank_line=_rank_line(plan, st),
+            run_cmd=_run_cmd(plan, "--stage", st.name, "--runner", "batch"),
+        )
+        jobs.append(RenderedJob(st.name, plan.launch_dir / f"stage-{st.name}.sh", text, list(st.depends_on), _var(st.name)))
+    return jobs
+
+
+def submit_script(plan: LaunchPlan, jobs: list[RenderedJob]) -> str:
+    """A shell script that submits `jobs` in order, chaining dependencies through job-id variables."""
+    sched = get_scheduler(plan.site.scheduler)
+    by_key = {j.key: j for j in jobs}
+    rows = []
+    for j in jobs:
+        after = [f"${{{by_key[a].var}}}" for a in j.after]
+        argv = j.submit_argv(plan, ["__AFTER__"] if after else [])
+        words = [shlex.quote(a) for a in argv]
+        words = [w.replace("__AFTER__", ":".join(after)) if "__AFTER__" in w else w for w in words]
+        words = [f'"{w}"' if "${" in w and not w.startswith('"') else w for w in words]
+        if sched.submit_stdin:
+            words.append("< " + shlex.quote(str(j.script_path)))
+        cmd = " ".join(words)
+        if sched.name == "pbs" or sched.name == "flux":
+            pass
+        elif sched.name == "lsf":
+            cmd += " | sed -n 's/^Job <\\([0-9]*\\)>.*/\\1/p'"
+        elif sched.name == "local":
+            cmd = f"setsid {cmd} > {shlex.quote(str(plan.launch_dir / (j.key + '.out')))} 2>&1 & echo $!"
+        rows.append({"key": j.key, "var": j.var, "submit": cmd})
+    for a in by_key.values():
+        for dep in a.after:
+            if dep not in by_key:
+                raise KeyError(dep)
+    return environment().get_template("submit.sh.j2").render(
+        jobs=rows, run_dir=str(plan.run_dir), scheduler=sched.name, mode=plan.mode
+    )

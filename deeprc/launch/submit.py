@@ -1,0 +1,94 @@
+"""Submit rendered jobs, chaining dependencies, and record them in RUN/launch.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from deeprc.errors import DeepRCError
+from deeprc.launch.plan import LaunchPlan
+from deeprc.launch.render import RenderedJob
+from deeprc.schedulers import get_scheduler
+
+
+def write_scripts(plan: LaunchPlan, jobs: list[RenderedJob]) -> None:
+    """Create RUN/launch/ with the job scripts and the RP resource config (pilot mode)."""
+    plan.launch_dir.mkdir(parents=True, exist_ok=True)
+    (plan.run_dir / "logs").mkdir(exist_ok=True)
+    for j in jobs:
+        j.script_path.write_text(j.text)
+        j.script_path.chmod(0o755)
+    if plan.mode == "pilot":
+        from deeprc.sites.rp import write_rp_config
+
+        write_rp_config(plan.site, plan.launch_dir / "radical", plan.partition)
+
+
+def _run(argv: list[str], stdin: str | None = None) -> str:
+    if not shutil.which(argv[0]):
+        raise DeepRCError(
+            f"cannot submit: `{argv[0]}` is not on PATH on this host. Fix: run `deeprc-deploy launch` on a login "
+            "node of the site, or use --dry-run to see the scripts."
+        )
+    proc = subprocess.run(argv, capture_output=True, text=True, input=stdin, timeout=120)
+    if proc.returncode != 0:
+        raise DeepRCError(
+            f"`{' '.join(argv)}` failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()}. "
+            "Fix: check the partition, account and walltime in the site config and the options given to launch."
+        )
+    return proc.stdout
+
+
+def submit(plan: LaunchPlan, jobs: list[RenderedJob]) -> dict[str, Any]:
+    """Write and submit every job; return (and write) the launch record."""
+    write_scripts(plan, jobs)
+    sched = get_scheduler(plan.site.scheduler)
+    ids: dict[str, str] = {}
+    record: dict[str, Any] = {
+        "site": plan.site.name, "site_file": str(plan.site_file), "scheduler": sched.name, "mode": plan.mode,
+        "pipeline": plan.pipeline.name, "pipeline_file": str(plan.pipeline_file), "profile": plan.profile,
+        "partition": plan.partition, "nodes": plan.nodes, "walltime": plan.walltime, "run_dir": str(plan.run_dir),
+        "submitted": time.time(), "jobs": [],
+    }
+    for j in jobs:
+        after = [ids[a] for a in j.after]
+        if sched.name == "local":
+            if after:
+                raise DeepRCError("the local site runs one job at a time. Fix: use --mode pilot for --site local.")
+            out = open(plan.launch_dir / f"{j.key}.out", "ab")
+            proc = subprocess.Popen(["bash", str(j.script_path)], stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=plan.run_dir)
+            out.close()
+            job_id, argv = str(proc.pid), ["bash", str(j.script_path)]
+        else:
+            argv = j.submit_argv(plan, after)
+            stdin = j.script_path.read_text() if sched.submit_stdin else None
+            job_id = sched.parse_job_id(_run(argv, stdin))
+            if not job_id:
+                raise DeepRCError(f"`{' '.join(argv)}` printed no job id. Fix: check the scheduler's output above.")
+        ids[j.key] = job_id
+        record["jobs"].append({"key": j.key, "job_id": job_id, "script": str(j.script_path), "submit": argv, "after": after})
+        write_record(plan.run_dir, record)
+    return record
+
+
+def write_record(run_dir: Path, record: dict[str, Any]) -> None:
+    path = Path(run_dir) / "launch.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_record(run_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / "launch.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DeepRCError(f"{path}: cannot read it ({exc}). Fix: relaunch, or remove the broken file.") from None

@@ -1,0 +1,74 @@
+"""The container-runtime interface: how one command runs inside an image."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+
+@dataclass
+class Runtime:
+    """`exec_command(image, argv, ...)` -> argv that runs `argv` inside `image` (none: argv itself)."""
+
+    name: str = "none"
+    program: str = ""
+
+    def exec_command(
+        self,
+        image: str | None,
+        argv: Sequence[str],
+        binds: Sequence[str] = (),
+        gpus: bool = False,
+        site: Any = None,
+        env: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        return [str(a) for a in argv]
+
+    # ---- shared helpers ----
+    @staticmethod
+    def _container(site: Any) -> Any:
+        return getattr(site, "container", None)
+
+    def gpu_flags(self, site: Any) -> list[str]:
+        """The site's `container.gpu_flag` (split like a shell would), else this runtime's default."""
+        c = self._container(site)
+        if c is not None and getattr(c, "gpu_flag", None):
+            return shlex.split(c.gpu_flag)
+        return self.default_gpu_flags(_vendor(site))
+
+    def default_gpu_flags(self, vendor: str) -> list[str]:
+        return []
+
+    def all_binds(self, site: Any, binds: Sequence[str]) -> list[str]:
+        """Site binds, then the caller's, then host MPI paths in the bind model; duplicates dropped."""
+        out: list[str] = []
+        c = self._container(site)
+        mpi = getattr(site, "mpi", None)
+        extra = list(getattr(c, "binds", []) or []) + [str(b) for b in binds]
+        if mpi is not None and getattr(mpi, "model", "hybrid") == "bind":
+            extra += list(mpi.host_paths)
+        for b in extra:
+            if b not in out:
+                out.append(b)
+        return out
+
+    def options(self, site: Any) -> list[str]:
+        c = self._container(site)
+        return [str(o) for o in (getattr(c, "options", []) or [])]
+
+
+def _vendor(site: Any) -> str:
+    try:
+        return site.partition()[1].gpu_vendor or "nvidia"
+    except Exception:  # noqa: BLE001 - sites without partitions
+        return "nvidia"
+
+
+def bind_model_env(site: Any) -> dict[str, str]:
+    """LD_LIBRARY_PATH pointing at the host MPI folders bound in (bind model only)."""
+    mpi = getattr(site, "mpi", None)
+    if mpi is None or mpi.model != "bind" or not mpi.host_paths:
+        return {}
+    libs = [p if p.rstrip("/").endswith(("lib", "lib64")) else p.rstrip("/") + "/lib" for p in mpi.host_paths]
+    return {"LD_LIBRARY_PATH": ":".join(libs)}

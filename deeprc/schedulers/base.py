@@ -1,0 +1,74 @@
+"""The scheduler interface: directives, submit, status and cancel of batch jobs."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Sequence
+
+# states every scheduler's answer is mapped to
+QUEUED, RUNNING, DONE, FAILED, CANCELLED, UNKNOWN = "queued", "running", "done", "failed", "cancelled", "unknown"
+
+
+@dataclass
+class JobRequest:
+    """What one batch job asks for."""
+
+    name: str
+    nodes: int
+    ntasks: int
+    cores_per_node: int
+    walltime: str  # HH:MM:SS
+    gpus_per_node: int = 0
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    output: str = "job.out"  # path of the scheduler's log (%j style placeholders allowed)
+    workdir: str = "."
+    extra: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    """A batch system. Subclasses set `name`, `prefix` and the command builders."""
+
+    name = "local"
+    prefix = ""  # directive prefix, e.g. '#SBATCH'
+    job_id_var = ""
+    submit_stdin = False  # True: the script goes to the submit command's stdin (LSF)
+
+    def directives(self, job: JobRequest) -> list[str]:
+        """The directive lines of the job script (values shell-quoted)."""
+        return []
+
+    def submit_command(self, script: str, after: Sequence[str] = ()) -> list[str]:
+        """argv that submits `script` to run after the jobs `after` succeeded."""
+        return ["bash", script]
+
+    def parse_job_id(self, stdout: str) -> str:
+        return stdout.strip().split()[-1] if stdout.strip() else ""
+
+    def status_command(self, job_ids: Sequence[str]) -> list[str]:
+        return []
+
+    def parse_status(self, stdout: str, job_ids: Sequence[str]) -> dict[str, str]:
+        return {j: UNKNOWN for j in job_ids}
+
+    def cancel_command(self, job_ids: Sequence[str]) -> list[str]:
+        return []
+
+    def _line(self, *words: str) -> str:
+        line = " ".join([self.prefix, *words])
+        if any(c in line for c in "\n\r\0"):
+            from deeprc.errors import DeepRCError
+
+            raise DeepRCError(
+                f"a scheduler directive would contain a line break: {line!r}. "
+                "Fix: remove newlines from the site's and the command line's values (names, accounts, directives)."
+            )
+        return line
+
+
+def q(value: object) -> str:
+    """shlex.quote for any value."""
+    return shlex.quote(str(value))

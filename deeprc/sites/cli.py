@@ -1,0 +1,74 @@
+"""`deeprc-deploy sites list | show SITE | check SITE`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import yaml
+
+
+@click.group("sites")
+@click.option("--sites-dir", type=click.Path(file_okay=False), default=None, help="extra folder of site YAML files")
+def sites(sites_dir: str | None) -> None:
+    """List, show and check site configs ($DEEPRC_SITES_PATH, --sites-dir, site-configs/)."""
+    if sites_dir:
+        from deeprc.sites import add_sites_dir
+
+        add_sites_dir(sites_dir)
+
+
+@sites.command("list")
+def list_cmd() -> None:
+    """Every site on the search path with its scheduler, launcher and runtime."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from deeprc.sites import detect_site, find_site_file, list_sites, load_site
+
+    here = detect_site()
+    t = Table()
+    for col in ("site", "scheduler", "launcher", "runtime", "partitions", "file"):
+        t.add_column(col)
+    for name in list_sites():
+        s = load_site(name)
+        mark = " (this host)" if name == here else ""
+        t.add_row(name + mark, s.scheduler, s.launcher, s.container.runtime, ", ".join(s.partitions) or "-",
+                  str(find_site_file(name)))
+    Console().print(t)
+
+
+@sites.command("show")
+@click.argument("site")
+@click.option("--rp", is_flag=True, help="also print the generated Radical Pilot resource config")
+def show(site: str, rp: bool) -> None:
+    """The validated site (defaults filled in) as YAML."""
+    from deeprc.sites import load_site
+
+    s = load_site(site)
+    click.echo(yaml.safe_dump(s.model_dump(exclude_none=True), sort_keys=False), nl=False)
+    if rp:
+        label, cfg = s.rp_resource()
+        click.echo(f"# Radical Pilot resource: {label}")
+        click.echo(json.dumps(cfg, indent=2) if cfg else "# (Radical Pilot's own config)")
+
+
+@sites.command("check")
+@click.argument("site")
+def check(site: str) -> None:
+    """Validate SITE, then probe this host: commands, modules, runtime, image, GPUs."""
+    from rich.console import Console
+
+    from deeprc.sites import load_site
+    from deeprc.sites.probe import probe
+
+    s = load_site(site)
+    console = Console()
+    console.print(f"[green]valid[/]: {s.name} ({s.scheduler}, {s.launcher}, {s.container.runtime})")
+    bad = 0
+    for item, ok, detail in probe(s):
+        mark = "[green]ok[/]" if ok else ("[yellow]missing[/]" if ok is None else "[red]fail[/]")
+        bad += ok is False
+        console.print(f"  {mark:<20} {item}: {detail}")
+    if bad:
+        raise SystemExit(1)
