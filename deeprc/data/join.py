@@ -1,0 +1,79 @@
+"""Distributed join: hash-shuffle both sides on the keys, then join each rank's pieces locally."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pyarrow as pa
+import pyarrow.types as pat
+
+from deeprc.data.shuffle import hash_shuffle
+from deeprc.errors import DeepRCError, config_error
+
+JOIN_TYPES = {"inner": "inner", "left": "left outer", "right": "right outer", "outer": "full outer"}
+
+
+def common_key_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
+    """The type two key columns are compared in, or None when they cannot be compared."""
+    if a.equals(b):
+        return a
+    if pat.is_null(a):
+        return b
+    if pat.is_null(b):
+        return a
+    if pat.is_integer(a) and pat.is_integer(b):
+        return pa.int64()
+    if (pat.is_integer(a) or pat.is_floating(a)) and (pat.is_integer(b) or pat.is_floating(b)):
+        return pa.float64()
+    strings = (pat.is_string, pat.is_large_string)
+    if any(f(a) for f in strings) and any(f(b) for f in strings):
+        return pa.large_string()
+    return None
+
+
+def _cast_keys(table: pa.Table, keys: Sequence[str], types: dict[str, pa.DataType]) -> pa.Table:
+    for key in keys:
+        if not table.schema.field(key).type.equals(types[key]):
+            idx = table.schema.get_field_index(key)
+            table = table.set_column(idx, key, table.column(key).cast(types[key]))
+    return table
+
+
+def check_keys(left: pa.Schema, right: pa.Schema, on: Sequence[str], left_src: str, right_src: str) -> dict[str, pa.DataType]:
+    """Each key must exist on both sides with comparable types; returns the type each key is joined in."""
+    types = {}
+    for key in on:
+        for schema, src, side in ((left, left_src, "left"), (right, right_src, "right")):
+            if key not in schema.names:
+                raise config_error(src, key, f"join key '{key}' is absent from the {side} table "
+                                   f"(its columns: {', '.join(schema.names)})",
+                                   "pass on= with columns present in both tables, or rename with with_column/select")
+        common = common_key_type(left.field(key).type, right.field(key).type)
+        if common is None:
+            raise config_error(right_src, key, f"join key '{key}' is {left.field(key).type} on the left "
+                               f"({left_src}) but {right.field(key).type} on the right",
+                               "cast one side so the key columns have the same type")
+        types[key] = common
+    return types
+
+
+def local_join(left: pa.Table, right: pa.Table, on: Sequence[str], how: str,
+               suffixes: tuple[str, str]) -> pa.Table:
+    """Join two local tables with Acero's hash join (keys coalesced, clashing columns suffixed)."""
+    try:
+        return left.join(right, keys=list(on), join_type=JOIN_TYPES[how], left_suffix=suffixes[0] or None,
+                         right_suffix=suffixes[1] or None, coalesce_keys=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DeepRCError(f"join on {list(on)} failed: {exc}. Fix: give clashing non-key columns distinct "
+                          "names or pass suffixes=(left, right), and use key/payload types Arrow can join.") from exc
+
+
+def distributed_join(comm: Any, left: pa.Table, right: pa.Table, on: Sequence[str], how: str,
+                     suffixes: tuple[str, str], left_src: str, right_src: str) -> pa.Table:
+    """Join two partitioned tables so that every matching pair meets on one rank."""
+    if how not in JOIN_TYPES:
+        raise DeepRCError(f"join how='{how}' is not supported. Fix: use one of {', '.join(JOIN_TYPES)}.")
+    types = check_keys(left.schema, right.schema, on, left_src, right_src)
+    left, right = _cast_keys(left, on, types), _cast_keys(right, on, types)
+    left, right = hash_shuffle(comm, left, on), hash_shuffle(comm, right, on)
+    return local_join(left, right, on, how, suffixes)

@@ -1,0 +1,58 @@
+"""Fixtures for the dataframe tests: one MPI launch per rank count runs every generated case."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from dtable_cases import generate_cases, reference  # noqa: E402
+
+from deeprc.data.ipc import from_bytes  # noqa: E402
+
+CASES_PER_OP = 20
+RANK_COUNTS = (1, 2, 3)
+
+
+def launch(mpi_env: dict, ranks: int, script: Path, args: list[str], timeout: int = 240) -> subprocess.CompletedProcess:
+    """Run `script` on `ranks` real MPI ranks (mpiexec from the venv), failing loudly on error."""
+    env = dict(mpi_env)
+    env.update(POLARS_MAX_THREADS="1", OMP_NUM_THREADS="1", DEEPRC_COMM_TIMEOUT="60",
+               PYTHONPATH=os.pathsep.join([str(HERE.parents[1]), env.get("PYTHONPATH", "")]))
+    mpiexec = str(Path(sys.executable).parent / "mpiexec")
+    cmd = [mpiexec, "-n", str(ranks), "--oversubscribe", sys.executable, str(script), *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="session")
+def dtable_cases() -> list[dict]:
+    return generate_cases(CASES_PER_OP)
+
+
+@pytest.fixture(scope="session")
+def dtable_results(dtable_cases: list[dict], mpi_env: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """{ranks: {case id: result}} from one launch of mpi_runner.py per rank count."""
+    folder = tmp_path_factory.mktemp("dtable")
+    cases_file = folder / "cases.pkl"
+    cases_file.write_bytes(pickle.dumps(dtable_cases))
+    results = {}
+    for ranks in RANK_COUNTS:
+        out = folder / f"results-{ranks}.pkl"
+        launch(mpi_env, ranks, HERE / "mpi_runner.py", [str(cases_file), str(out)])
+        results[ranks] = pickle.loads(out.read_bytes())
+    return results
+
+
+@pytest.fixture(scope="session")
+def dtable_references(dtable_cases: list[dict]) -> dict:
+    """{case id: DuckDB's answer on the whole input}."""
+    return {c["id"]: reference(c, [from_bytes(b) for b in c["tables"]]) for c in dtable_cases}

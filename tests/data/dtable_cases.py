@@ -1,0 +1,198 @@
+"""Hypothesis-generated DTable cases (serialised for the MPI runner) and their DuckDB references."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from deeprc.data.ipc import to_bytes
+
+SCHEMA = pa.schema([("k", pa.int64()), ("g", pa.string()), ("v", pa.float64()), ("i", pa.int32()), ("s", pa.string())])
+RIGHT = pa.schema([("k", pa.int64()), ("g", pa.string()), ("v", pa.float64()), ("r", pa.int64())])
+
+
+def _rows(schema: pa.Schema, max_rows: int) -> st.SearchStrategy:
+    keys = st.one_of(st.none(), st.integers(0, 4), st.just(0))   # small domain + extra weight on 0: skew
+    groups = st.one_of(st.none(), st.sampled_from(["a", "b", "é", "longer string"]))
+    floats = st.one_of(st.none(), st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False))
+    ints = st.one_of(st.none(), st.integers(-1000, 1000))
+    text = st.one_of(st.none(), st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=5))
+    by_name = {"k": keys, "g": groups, "v": floats, "i": ints, "s": text, "r": ints}
+    row = st.tuples(*[by_name[f.name] for f in schema])
+    # draw the length first so that long inputs are as common as short ones
+    return st.integers(0, max_rows).flatmap(lambda n: st.lists(row, min_size=n, max_size=n))
+
+
+def _table(schema: pa.Schema, rows: list[tuple]) -> pa.Table:
+    return pa.table({f.name: pa.array([r[j] for r in rows], f.type) for j, f in enumerate(schema)}, schema=schema)
+
+
+@st.composite
+def _input(draw: Any, schema: pa.Schema = SCHEMA, max_rows: int = 30) -> tuple[bytes, list[int]]:
+    rows = draw(_rows(schema, max_rows))
+    # rank assignment: often all rows on one rank (empty partitions elsewhere), else spread
+    assign = draw(st.one_of(st.just([0] * len(rows)), st.lists(st.integers(0, 5), min_size=len(rows), max_size=len(rows))))
+    return to_bytes(_table(schema, rows)), assign
+
+
+KEYSETS = [["k"], ["g"], ["k", "g"]]
+
+
+OPS = ["shuffle", "join", "sort", "groupby", "distinct", "filter", "select", "with_column", "concat",
+       "num_rows", "rebalance"]
+
+
+@st.composite
+def case_strategy(draw: Any, op: str) -> dict:
+    tables = [draw(_input())]
+    params: dict[str, Any] = {}
+    if op == "shuffle":
+        params["keys"] = draw(st.sampled_from(KEYSETS))
+    elif op == "join":
+        tables.append(draw(_input(RIGHT)))
+        params["on"] = draw(st.sampled_from(KEYSETS))
+        params["how"] = draw(st.sampled_from(["inner", "left", "right", "outer"]))
+    elif op == "sort":
+        params["by"] = draw(st.sampled_from([["k"], ["s"], ["v"], ["k", "g"], ["g", "v", "i"]]))
+        params["ascending"] = draw(st.one_of(st.booleans(), st.lists(st.booleans(), min_size=len(params["by"]),
+                                                                       max_size=len(params["by"]))))
+    elif op == "groupby":
+        params["keys"] = draw(st.sampled_from(KEYSETS))
+        params["spec"] = draw(st.sampled_from([{"v": ["count", "sum", "mean", "min", "max", "std"]},
+                                               {"i": ["count", "sum", "mean", "std"], "s": ["min", "max", "count"]},
+                                               {"v": "std", "i": ["min", "max"]}]))
+    elif op == "distinct":
+        params["cols"] = draw(st.sampled_from([None, ["k"], ["g", "k"], ["s"]]))
+    elif op == "filter":
+        params["col"] = draw(st.sampled_from(["v", "i", "k"]))
+        params["threshold"] = draw(st.integers(-10, 3))
+    elif op == "select":
+        params["cols"] = draw(st.sampled_from([["s", "k"], ["v"]]))
+    elif op == "with_column":
+        params["col"] = draw(st.sampled_from(["v", "i"]))
+    elif op == "concat":
+        tables.append(draw(_input()))
+    return {"op": op, "tables": [t[0] for t in tables], "assign": [t[1] for t in tables], "params": params}
+
+
+def generate_cases(per_op: int) -> list[dict]:
+    """`per_op` cases of every operator, the same ones every run (derandomised), numbered."""
+    cases: list[dict] = []
+    for op in OPS:
+        @settings(max_examples=per_op, derandomize=True, database=None, deadline=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(case_strategy(op))
+        def collect(case: dict) -> None:
+            cases.append(case)
+
+        collect()
+    for i, case in enumerate(cases):
+        case["id"] = i
+    return cases
+
+
+# --- DuckDB references --------------------------------------------------------------------
+
+def _q(name: str) -> str:
+    return '"' + name + '"'
+
+
+@functools.lru_cache(maxsize=1)
+def _connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET threads TO 1")
+    return con
+
+
+def reference(case: dict, inputs: list[pa.Table]) -> pa.Table | int | None:
+    """What the case should give, computed by DuckDB on the gathered (whole) input."""
+    con = _connection()
+    a = inputs[0]
+    con.register("a", a)
+    if len(inputs) > 1:
+        con.register("b", inputs[1])
+    p, op = case["params"], case["op"]
+    if op in ("shuffle", "rebalance"):
+        return a
+    if op == "join":
+        on = p["on"]
+        how = {"inner": "INNER", "left": "LEFT", "right": "RIGHT", "outer": "FULL OUTER"}[p["how"]]
+        b = inputs[1]
+        cols = [f"COALESCE(a.{_q(k)}, b.{_q(k)}) AS {_q(k)}" for k in on]
+        cols += [f"a.{_q(c)} AS {_q(c)}" for c in a.column_names if c not in on]
+        cols += [f"b.{_q(c)} AS {_q(c + ('_right' if c in a.column_names else ''))}" for c in b.column_names if c not in on]
+        cond = " AND ".join(f"a.{_q(k)} = b.{_q(k)}" for k in on)
+        return con.sql(f"SELECT {', '.join(cols)} FROM a {how} JOIN b ON {cond}").arrow().read_all()
+    if op == "sort":
+        asc = p["ascending"] if isinstance(p["ascending"], list) else [p["ascending"]] * len(p["by"])
+        order = ", ".join(f"{_q(c)} {'ASC' if x else 'DESC'} NULLS LAST" for c, x in zip(p["by"], asc))
+        return con.sql(f"SELECT * FROM a ORDER BY {order}").arrow().read_all()
+    if op == "groupby":
+        fn = {"count": "count", "sum": "sum", "mean": "avg", "min": "min", "max": "max", "std": "stddev_samp"}
+        sel = [_q(k) for k in p["keys"]]
+        for col, aggs in p["spec"].items():
+            for agg in [aggs] if isinstance(aggs, str) else aggs:
+                sel.append(f"{fn[agg]}({_q(col)}) AS {_q(col + '_' + agg)}")
+        keys = ", ".join(_q(k) for k in p["keys"])
+        return con.sql(f"SELECT {', '.join(sel)} FROM a GROUP BY {keys}").arrow().read_all()
+    if op == "distinct":
+        cols = ", ".join(_q(c) for c in (p["cols"] or a.column_names))
+        return con.sql(f"SELECT DISTINCT {cols} FROM a").arrow().read_all()
+    if op == "filter":
+        return con.sql(f"SELECT * FROM a WHERE {_q(p['col'])} > {p['threshold']}").arrow().read_all()
+    if op == "select":
+        return con.sql(f"SELECT {', '.join(_q(c) for c in p['cols'])} FROM a").arrow().read_all()
+    if op == "with_column":
+        return con.sql(f"SELECT *, {_q(p['col'])} * 2 + 1 AS w FROM a").arrow().read_all()
+    if op == "concat":
+        return con.sql("SELECT * FROM a UNION ALL SELECT * FROM b").arrow().read_all()
+    if op == "num_rows":
+        return a.num_rows
+    raise ValueError(op)
+
+
+# --- comparison -----------------------------------------------------------------------------
+
+def _sort_key(row: tuple) -> tuple:
+    out = []
+    for v in row:
+        if v is None:
+            out.append((0, ""))
+        elif isinstance(v, float):
+            out.append((1, round(v, 6)))
+        elif isinstance(v, (int, bool)):
+            out.append((1, float(v)))
+        else:
+            out.append((2, str(v)))
+    return tuple(out)
+
+
+def _same(x: Any, y: Any) -> bool:
+    if x is None or y is None:
+        return x is None and y is None
+    if isinstance(x, float) or isinstance(y, float):
+        return math.isclose(float(x), float(y), rel_tol=1e-9, abs_tol=1e-9)
+    return x == y
+
+
+def rows_of(table: pa.Table, columns: list[str]) -> list[tuple]:
+    data = [table.column(c).to_pylist() for c in columns]
+    return list(zip(*data)) if data else []
+
+
+def assert_same_rows(got: pa.Table, want: pa.Table, context: str, ordered: bool = False) -> None:
+    """Row-for-row equality (as multisets unless `ordered`), floats within 1e-9."""
+    assert sorted(got.column_names) == sorted(want.column_names), f"{context}: columns {got.column_names} != {want.column_names}"
+    cols = want.column_names
+    g, w = rows_of(got, cols), rows_of(want, cols)
+    assert len(g) == len(w), f"{context}: {len(g)} rows, DuckDB has {len(w)}"
+    if not ordered:
+        g, w = sorted(g, key=_sort_key), sorted(w, key=_sort_key)
+    for a, b in zip(g, w):
+        assert all(_same(x, y) for x, y in zip(a, b)), f"{context}: row {a} != DuckDB's {b}"
