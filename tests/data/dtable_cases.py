@@ -81,6 +81,38 @@ def case_strategy(draw: Any, op: str) -> dict:
     return {"op": op, "tables": [t[0] for t in tables], "assign": [t[1] for t in tables], "params": params}
 
 
+SERIES = pa.schema([("sid", pa.string()), ("t", pa.int64()), ("x", pa.float64()), ("y", pa.int64())])
+TS_OPS = ["lags", "rolling", "fill", "normalize"]
+
+
+@st.composite
+def _series_input(draw: Any, max_rows: int = 40) -> tuple[bytes, list[int]]:
+    n = draw(st.integers(0, max_rows))
+    sids = draw(st.lists(st.sampled_from(["s1", "s2", "s3"]), min_size=n, max_size=n))
+    xs = draw(st.lists(st.one_of(st.none(), st.floats(-100, 100, allow_nan=False)), min_size=n, max_size=n))
+    ys = draw(st.lists(st.one_of(st.none(), st.integers(-50, 50)), min_size=n, max_size=n))
+    times = draw(st.permutations(list(range(n))))   # unique times, rows in scrambled order
+    assign = draw(st.lists(st.integers(0, 5), min_size=n, max_size=n))
+    table = pa.table({"sid": sids, "t": [3 * x for x in times], "x": xs, "y": ys}, schema=SERIES)
+    return to_bytes(table), assign
+
+
+@st.composite
+def ts_case_strategy(draw: Any, op: str) -> dict:
+    data, assign = draw(_series_input())
+    params: dict[str, Any] = {"id": draw(st.sampled_from(["sid", "sid", None])), "time": "t"}
+    if op == "lags":
+        params.update(cols=["x", "y"], lags=draw(st.sampled_from([[1], [1, 3], [2]])))
+    elif op == "rolling":
+        params.update(cols=["x"], windows=draw(st.sampled_from([[1], [2], [3, 2]])),
+                      stats=draw(st.sampled_from([["mean", "std"], ["min", "max", "sum"]])))
+    elif op == "fill":
+        params.update(cols=["x"], strategy=draw(st.sampled_from(["drop", "zero", "ffill", "interpolate"])))
+    elif op == "normalize":
+        params.update(cols=["x", "y"], method=draw(st.sampled_from(["zscore", "minmax"])))
+    return {"op": op, "tables": [data], "assign": [assign], "params": params}
+
+
 def generate_cases(per_op: int) -> list[dict]:
     """`per_op` cases of every operator, the same ones every run (derandomised), numbered."""
     cases: list[dict] = []
@@ -92,6 +124,14 @@ def generate_cases(per_op: int) -> list[dict]:
             cases.append(case)
 
         collect()
+    for op in TS_OPS:
+        @settings(max_examples=per_op, derandomize=True, database=None, deadline=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(ts_case_strategy(op))
+        def collect_ts(case: dict) -> None:
+            cases.append(case)
+
+        collect_ts()
     for i, case in enumerate(cases):
         case["id"] = i
     return cases
@@ -154,6 +194,60 @@ def reference(case: dict, inputs: list[pa.Table]) -> pa.Table | int | None:
         return con.sql("SELECT * FROM a UNION ALL SELECT * FROM b").arrow().read_all()
     if op == "num_rows":
         return a.num_rows
+    if op in TS_OPS:
+        return _ts_reference(con, case)
+    raise ValueError(op)
+
+
+def _window(p: dict, frame: str) -> str:
+    part = f"PARTITION BY {p['id']} " if p["id"] else ""
+    return f"({part}ORDER BY t {frame})"
+
+
+def _ts_reference(con: duckdb.DuckDBPyConnection, case: dict) -> Any:
+    p, op = case["params"], case["op"]
+    if op == "lags":
+        sel = [f"LAG({c}, {k}) OVER {_window(p, '')} AS {c}_lag{k}" for c in p["cols"] for k in p["lags"]]
+        return con.sql(f"SELECT *, {', '.join(sel)} FROM a").arrow().read_all()
+    if op == "rolling":
+        fn = {"mean": "avg", "std": "stddev_samp", "min": "min", "max": "max", "sum": "sum"}
+        sel = []
+        for c in p["cols"]:
+            for w in p["windows"]:
+                win = _window(p, f"ROWS BETWEEN {w - 1} PRECEDING AND CURRENT ROW")
+                for stat in p["stats"]:
+                    sel.append(f"CASE WHEN count({c}) OVER {win} = {w} THEN {fn[stat]}({c}::DOUBLE) OVER {win} END "
+                               f"AS {c}_roll{w}_{stat}")
+        return con.sql(f"SELECT *, {', '.join(sel)} FROM a").arrow().read_all()
+    if op == "fill":
+        strategy, rest = p["strategy"], "sid, t, y"
+        if strategy == "drop":
+            return con.sql("SELECT * FROM a WHERE x IS NOT NULL").arrow().read_all()
+        if strategy == "zero":
+            return con.sql(f"SELECT {rest}, COALESCE(x, 0) AS x FROM a").arrow().read_all()
+        past = _window(p, "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW")
+        if strategy == "ffill":
+            return con.sql(f"SELECT {rest}, LAST_VALUE(x IGNORE NULLS) OVER {past} AS x FROM a").arrow().read_all()
+        future = _window(p, "ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING")
+        return con.sql(f"""
+            WITH n AS (SELECT *, CASE WHEN x IS NOT NULL THEN t END AS tx,
+                   LAST_VALUE(x IGNORE NULLS) OVER {past} AS px,
+                   FIRST_VALUE(x IGNORE NULLS) OVER {future} AS nx FROM a),
+            m AS (SELECT *, LAST_VALUE(tx IGNORE NULLS) OVER {past} AS pt,
+                   FIRST_VALUE(tx IGNORE NULLS) OVER {future} AS nt FROM n)
+            SELECT {rest}, CASE WHEN x IS NOT NULL THEN x
+                   WHEN px IS NOT NULL AND nx IS NOT NULL THEN px + (nx - px) * (t - pt) / (nt - pt) END AS x
+            FROM m""").arrow().read_all()
+    if op == "normalize":
+        sel = []
+        for c in p["cols"]:
+            if p["method"] == "zscore":
+                spread = f"(SELECT CASE WHEN stddev_pop({c}) > 0 THEN stddev_pop({c}) ELSE 1 END FROM a)"
+                sel.append(f"({c} - (SELECT avg({c}) FROM a)) / {spread} AS {c}")
+            else:
+                spread = f"(SELECT CASE WHEN max({c}) > min({c}) THEN max({c}) - min({c}) ELSE 1 END FROM a)"
+                sel.append(f"({c} - (SELECT min({c}) FROM a)) / {spread} AS {c}")
+        return con.sql(f"SELECT sid, t, {', '.join(sel)} FROM a").arrow().read_all()
     raise ValueError(op)
 
 

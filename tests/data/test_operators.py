@@ -6,7 +6,7 @@ import functools
 
 import pyarrow as pa
 import pytest
-from dtable_cases import OPS, assert_same_rows, rows_of
+from dtable_cases import OPS, TS_OPS, assert_same_rows, rows_of
 
 from deeprc.data.ipc import from_bytes
 from deeprc.data.sort import compare_rows
@@ -40,7 +40,7 @@ def _check_case(case: dict, result: dict, ranks: int, want: object) -> None:
 
 
 @pytest.mark.parametrize("ranks", [1, 2, 3])
-@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("op", OPS + TS_OPS)
 def test_operator_matches_duckdb(op: str, ranks: int, dtable_cases: list[dict], dtable_results: dict,
                                  dtable_references: dict) -> None:
     cases = [c for c in dtable_cases if c["op"] == op]
