@@ -1,0 +1,1 @@
+"""Science workloads: datasets, neural forecasting (neuralforecast), TF hydrology, metrics, plots, stages."""
