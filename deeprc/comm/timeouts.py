@@ -34,11 +34,13 @@ def resolve_timeout(timeout: float | None) -> float:
 
 
 def dead_rank_message(rank: int, size: int, op: str, timeout: float, backend: str, detail: str = "") -> str:
-    """One paragraph for a collective that lost a peer."""
-    extra = f" ({detail})" if detail else ""
+    """One paragraph for a collective that lost a peer (``detail``: the backend's own words)."""
+    if detail:
+        what = f"lost contact with another rank in {op} on the {backend} backend ({detail})"
+    else:
+        what = f"waited {timeout:g} s in {op} on the {backend} backend and at least one other rank never joined"
     return (
-        f"deeprc.comm: rank {rank} of {size} waited {timeout:g} s in {op} on the {backend} backend "
-        f"and at least one other rank never joined{extra}: a rank died, hung or took a different code "
+        f"deeprc.comm: rank {rank} of {size} {what}: a rank died, hung or took a different code "
         f"path. Fix: read the other ranks' logs for the first error; if the work is just slow, raise "
         f"the timeout with init(timeout=...) or {ENV_VAR}."
     )

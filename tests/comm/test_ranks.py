@@ -1,0 +1,40 @@
+"""Every collective on 2 and 3 real ranks (oversubscribed) under mpiexec and srun."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import SELFTEST, mpiexec, run, srun
+
+
+@pytest.mark.parametrize("backend", ["mpi", "gloo"])
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_mpiexec_selftest(rank_env, backend, ranks):
+    r = run(mpiexec(ranks, [*SELFTEST, "--backend", backend, "--timeout", "60"]), rank_env)
+    assert r.rc == 0, r.out + r.err
+    assert f"PASSED: 18 checks on {ranks} ranks" in r.out
+    assert f"backend {backend}, launcher mpiexec" in r.out
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_srun_gloo_from_slurm_variables(slurm, ranks):
+    """No PMI for MPI here: Gloo meets through SLURM_* (node list + job/step id port) alone."""
+    env = dict(slurm["env"])
+    env.pop("DEEPRC_COMM_TIMEOUT", None)
+    r = run(srun(ranks, [*SELFTEST, "--backend", "gloo", "--timeout", "60"]), env)
+    assert r.rc == 0, r.out + r.err
+    assert f"PASSED: 18 checks on {ranks} ranks" in r.out
+    assert "backend gloo, launcher srun" in r.out
+
+
+@pytest.mark.slurm
+def test_srun_auto_and_mpi_without_pmi(slurm):
+    """auto falls back to Gloo under srun --mpi=none; an explicit mpi says how to fix it."""
+    env = dict(slurm["env"])
+    r = run(srun(2, [*SELFTEST, "--backend", "auto", "--timeout", "60"]), env)
+    assert r.rc == 0, r.out + r.err
+    assert "backend gloo, launcher srun" in r.out
+    r = run(srun(2, [*SELFTEST, "--backend", "mpi", "--timeout", "60"]), env)
+    assert r.rc != 0
+    assert "srun --mpi=pmix" in r.err and "backend='gloo'" in r.err
