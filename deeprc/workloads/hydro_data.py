@@ -60,7 +60,7 @@ def lumod_catchment(name: str) -> Basin:
     frame = pd.DataFrame({"prcp": raw["prec"].values, "tmean": raw["tmean"].values,
                           "flow": raw["qt"].values}, index=pd.DatetimeIndex(pd.to_datetime(raw["date"]), name="date"))
     check_daily(frame, str(path), f"lumod:{name}")
-    frame["pet"] = oudin_pet(frame["tmean"].values, frame.index.dayofyear.values, float(row["lat"]))
+    frame["pet"] = oudin_pet(frame["tmean"].values, frame.index.day_of_year.values, float(row["lat"]))
     return Basin(f"lumod_{name}", frame, ["prcp", "tmean", "pet"], "m3/s", str(path),
                  area_km2=float(row["area"]), lat=float(row["lat"]))
 
@@ -132,7 +132,7 @@ def camels_basin(root: str | Path, gauge: str, source: str = "daymet") -> Basin:
     frame = frame.join(pd.Series(mmd, index=pd.DatetimeIndex(qdates), name="flow"), how="left")
     check_daily(frame, str(fpath), gauge)
     frame["tmean"] = (frame["tmax"] + frame["tmin"]) / 2
-    frame["pet"] = oudin_pet(frame["tmean"].values, frame.index.dayofyear.values, lat)
+    frame["pet"] = oudin_pet(frame["tmean"].values, frame.index.day_of_year.values, lat)
     forcings = [c for c in ("prcp", "srad", "tmax", "tmin", "vp", "pet") if c in frame.columns]
     return Basin(gauge, frame, forcings, "mm/d", str(fpath), area_km2=area_km2, lat=lat, attributes=info)
 
@@ -167,7 +167,7 @@ def user_csv(path: str | Path, flow: str = "flow", forcings: list[str] | None = 
         if lat is None:
             raise config_error(path, "lat", "a 'pet' forcing is asked for but the file has none and no latitude is "
                                "given to derive it", "add a pet column or set the stage parameter `lat`")
-        frame["pet"] = oudin_pet(frame["tmean"].values, frame.index.dayofyear.values, float(lat))
+        frame["pet"] = oudin_pet(frame["tmean"].values, frame.index.day_of_year.values, float(lat))
     frame = frame[list(forcings) + ["flow"]]
     return Basin(path.stem, frame, list(forcings), "as given", str(path), lat=lat)
 
