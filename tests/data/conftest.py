@@ -34,8 +34,22 @@ def launch(mpi_env: dict, ranks: int, script: Path, args: list[str], timeout: in
 
 
 @pytest.fixture(scope="session")
-def dtable_cases() -> list[dict]:
-    return generate_cases(CASES_PER_OP)
+def io_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Parquet and CSV inputs (good, mismatched) for the file cases."""
+    from dtable_cases import write_io_files
+
+    return write_io_files(tmp_path_factory.mktemp("dtable-io"))
+
+
+@pytest.fixture(scope="session")
+def dtable_cases(io_folder: Path) -> list[dict]:
+    from dtable_cases import io_cases
+
+    cases = generate_cases(CASES_PER_OP)
+    for case in io_cases(io_folder):
+        case["id"] = len(cases)
+        cases.append(case)
+    return cases
 
 
 @pytest.fixture(scope="session")
@@ -55,4 +69,5 @@ def dtable_results(dtable_cases: list[dict], mpi_env: dict, tmp_path_factory: py
 @pytest.fixture(scope="session")
 def dtable_references(dtable_cases: list[dict]) -> dict:
     """{case id: DuckDB's answer on the whole input}."""
-    return {c["id"]: reference(c, [from_bytes(b) for b in c["tables"]]) for c in dtable_cases}
+    return {c["id"]: reference(c, [from_bytes(b) for b in c["tables"]]) for c in dtable_cases
+            if not c["op"].startswith("io_")}

@@ -290,3 +290,48 @@ def assert_same_rows(got: pa.Table, want: pa.Table, context: str, ordered: bool 
         g, w = sorted(g, key=_sort_key), sorted(w, key=_sort_key)
     for a, b in zip(g, w):
         assert all(_same(x, y) for x, y in zip(a, b)), f"{context}: row {a} != DuckDB's {b}"
+
+
+# --- file cases -----------------------------------------------------------------------------
+
+def io_table(n: int, offset: int = 0) -> pa.Table:
+    return pa.table({"k": pa.array([(offset + i) % 7 for i in range(n)], pa.int64()),
+                     "v": pa.array([float(offset + i) for i in range(n)]),
+                     "s": pa.array([f"row{offset + i}" for i in range(n)])})
+
+
+def write_io_files(root: Any) -> Any:
+    """good/: three Parquet files (several row groups); csv/: two CSV files; bad/: 'v' double vs string."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    for sub in ("good", "csv", "bad"):
+        (root / sub).mkdir()
+    for j, n in enumerate([25, 0, 40]):
+        pq.write_table(io_table(n, 100 * j), root / "good" / f"f{j}.parquet", row_group_size=10)
+    for j, n in enumerate([7, 12]):
+        pacsv.write_csv(io_table(n, 100 * j), root / "csv" / f"c{j}.csv")
+    pq.write_table(io_table(5), root / "bad" / "a.parquet")
+    pq.write_table(io_table(5).set_column(1, "v", pa.array(["x"] * 5)), root / "bad" / "b.parquet")
+    return root
+
+
+def io_cases(root: Any) -> list[dict]:
+    """Cases the runner executes on files; `expect` is the reference or the error's key phrases."""
+    good = str(root / "good")
+    return [
+        {"op": "io_read", "params": {"paths": good}, "expect": "good"},
+        {"op": "io_read", "params": {"paths": str(root / "good" / "f*.parquet")}, "expect": "good"},
+        {"op": "io_read", "params": {"paths": str(root / "csv"), "format": "csv"}, "expect": "csv"},
+        {"op": "io_write", "params": {"paths": good, "out": str(root / "out")}, "expect": "good"},
+        {"op": "io_read", "params": {"paths": str(root / "bad")},
+         "expect": ["b.parquet", "'v'", "schema mismatch"]},
+        {"op": "io_read", "params": {"paths": [good, str(root / "nope.parquet")]},
+         "expect": ["nope.parquet", "does not exist"]},
+        {"op": "io_read", "params": {"paths": str(root / "csv" / "missing.csv"), "format": "csv"},
+         "expect": ["missing.csv", "does not exist"]},
+        {"op": "io_join_missing_key", "params": {"paths": good, "on": ["k", "nope"]},
+         "expect": ["f0.parquet", "'nope'", "absent"]},
+        {"op": "io_agg_text", "params": {"paths": good, "keys": ["k"], "spec": {"s": ["mean"]}},
+         "expect": ["f0.parquet", "'s'", "numeric"]},
+    ]

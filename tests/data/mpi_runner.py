@@ -36,6 +36,8 @@ def partition(data: bytes, assign: list[int], comm) -> pa.Table:
 
 def run_case(case: dict, comm) -> tuple[DTable | None, object]:
     """Execute one case; returns (result table or None, extra value)."""
+    if case["op"].startswith("io_"):
+        return run_io_case(case, comm)
     tables = [DTable.from_arrow(partition(d, a, comm), comm, source=f"input{i}")
               for i, (d, a) in enumerate(zip(case["tables"], case["assign"]))]
     t, p = tables[0], case["params"]
@@ -72,6 +74,23 @@ def run_case(case: dict, comm) -> tuple[DTable | None, object]:
         out, stats = ts.normalize(t, p["cols"], method=p["method"])
         return out, stats
     raise ValueError(f"unknown op {op}")
+
+
+def run_io_case(case: dict, comm) -> tuple[DTable | None, object]:
+    """Cases on files the test wrote: reading shares, schema checks, writing parts, error messages."""
+    p, op = case["params"], case["op"]
+    read = DTable.read_csv if p.get("format") == "csv" else DTable.read_parquet
+    if op == "io_read":
+        return read(p["paths"], comm), None
+    t = read(p["paths"], comm)
+    if op == "io_write":
+        t.write_parquet(p["out"])
+        return DTable.read_parquet(p["out"], comm), t.local_rows
+    if op == "io_join_missing_key":
+        return t.join(t, on=p["on"]), None
+    if op == "io_agg_text":
+        return t.groupby(p["keys"]).agg(p["spec"]), None
+    raise ValueError(op)
 
 
 def main() -> None:

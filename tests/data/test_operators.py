@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from dtable_cases import OPS, TS_OPS, assert_same_rows, rows_of
 
@@ -51,6 +54,7 @@ def test_operator_matches_duckdb(op: str, ranks: int, dtable_cases: list[dict], 
 
 def test_cases_cover_the_hard_shapes(dtable_cases: list[dict]) -> None:
     """The generated inputs include nulls, duplicate keys, empty partitions and non-ASCII strings."""
+    dtable_cases = [c for c in dtable_cases if c["op"] in OPS]
     tables = [from_bytes(b) for c in dtable_cases for b in c["tables"]]
     assert any(t.column("k").null_count for t in tables)
     assert any(t.num_rows > len(set(t.column("k").to_pylist())) for t in tables)
@@ -67,3 +71,32 @@ def test_compare_rows_matches_arrow_order() -> None:
         rows = rows_of(t, ["a", "b"])
         mine = sorted(rows, key=functools.cmp_to_key(lambda x, y: compare_rows(x, y, asc)))
         assert mine == rows_of(arrow, ["a", "b"]), asc
+
+
+def _read_folder(folder: Path, fmt: str) -> pa.Table:
+    files = sorted(folder.glob("*." + fmt))
+    if fmt == "csv":
+        return pa.concat_tables([pacsv.read_csv(f) for f in files])
+    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+def test_files_and_errors_on_real_ranks(ranks: int, dtable_cases: list[dict], dtable_results: dict,
+                                         io_folder: Path) -> None:
+    """Reading shares, Parquet parts per rank, and the same clear error on every rank for bad input."""
+    for case in [c for c in dtable_cases if c["op"].startswith("io_")]:
+        result = dtable_results[ranks][case["id"]]
+        context = f"{case['op']} {case['params']} on {ranks} ranks"
+        if isinstance(case["expect"], list):
+            assert result["error"] and result["error"].startswith("DeepRCError"), f"{context}: {result}"
+            for phrase in case["expect"]:
+                assert phrase in result["error"], f"{context}: {phrase!r} not in {result['error']}"
+            continue
+        assert result["error"] is None, f"{context}: {result['error']}"
+        parts = [from_bytes(b) for b in result["parts"]]
+        want = _read_folder(io_folder / case["expect"], "csv" if case["expect"] == "csv" else "parquet")
+        assert_same_rows(pa.concat_tables(parts), want, context)
+        if ranks > 1 and case["expect"] == "good":
+            assert all(p.num_rows for p in parts), f"{context}: a rank got no rows: {[p.num_rows for p in parts]}"
+        if case["op"] == "io_write":
+            assert sorted(x.name for x in (io_folder / "out").iterdir())[:ranks] == [f"part-{r}.parquet" for r in range(ranks)]
