@@ -6,6 +6,7 @@ made with `torch.from_numpy` on those views, so the only copy is the one the bat
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -56,8 +57,10 @@ class ArrowTorchDataset:
         features, targets = list(features), list(targets)
         arrays = column_arrays(table, features + targets)
         np_dtype = np.dtype(dtype)
-        self.features = torch.from_numpy(_matrix(arrays, features, np_dtype))
-        self.targets = torch.from_numpy(_matrix(arrays, targets, np_dtype))
+        with warnings.catch_warnings():  # Arrow memory is read-only; the tensors are only read
+            warnings.simplefilter("ignore", UserWarning)
+            self.features = torch.from_numpy(_matrix(arrays, features, np_dtype))
+            self.targets = torch.from_numpy(_matrix(arrays, targets, np_dtype))
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
