@@ -151,7 +151,8 @@ def stage_inputs(context: Path, wheels: list[Path], certs: list[Path]) -> None:
         for src in sources:
             files = sorted(src.glob(pattern)) if src.is_dir() else [src]
             if not files or not all(f.is_file() for f in files):
-                raise DeepRCError(f"--{sub[:-1] if sub == 'certs' else sub} {src}: no {pattern} file there. "
+                option = "--ca-cert" if sub == "certs" else "--wheels"
+                raise DeepRCError(f"{option} {src}: no {pattern} file there. "
                                   f"Fix: pass a {pattern} file or a folder holding some.")
             for f in files:
                 target = dest / (f.name if sub == "wheels" else f.stem + ".crt")
@@ -195,6 +196,8 @@ def choose_runtime(requested: str | None, site_runtime: str | None) -> str:
         if not name or name == "none":
             continue
         if name not in OCI_RUNTIMES + SIF_RUNTIMES:
+            if origin != "--runtime":
+                continue  # e.g. shifter: build with what is present, convert on the site
             raise DeepRCError(f"{origin} '{name}' cannot build images. Fix: use podman, docker or apptainer.")
         if shutil.which(name) is None:
             if origin == "--runtime":
@@ -303,7 +306,7 @@ def run_logged(cmd: list[str], log: Path, console: Any, label: str, cwd: Path, v
     """Run one command, stream its output to a log, and show its current build step."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    console.print(f"[bold]$ {shlex.join(cmd)}")
+    console.print(f"$ {shlex.join(cmd)}", markup=False, soft_wrap=True)
     tail: list[str] = []
     with log.open("a") as out, Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
@@ -322,9 +325,10 @@ def run_logged(cmd: list[str], log: Path, console: Any, label: str, cwd: Path, v
             for pattern in _STEP_PATTERNS:
                 m = pattern.match(line)
                 if m:
-                    done, total, what = int(m.group(1)), int(m.group(2)), m.group(3)
+                    done, total = int(m.group(1)), int(m.group(2))
+                    what = re.sub(r"--mount=\S+\s+", "", m.group(3))
                     progress.update(task, completed=done - 1, total=total, description=f"{label}: {what[:70]}")
-                    console.print(f"  step {done}/{total}: {what[:100]}", markup=False, highlight=False)
+                    console.print(f"  step {done}/{total}: {what[:100]}", markup=False, highlight=False, soft_wrap=True)
                     break
         code = proc.wait()
         progress.update(task, completed=progress.tasks[0].total or 1)
@@ -481,7 +485,7 @@ def build(variant: str, runtime: str | None, site: str | None, base: str | None,
     """Build the DeepRC container image from containers/recipe.yaml."""
     from rich.console import Console
 
-    console = Console(stderr=False, highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     ctx_dir = (context or find_context()).resolve()
     site_runtime, site_image = _site_container(site)
     chosen = choose_runtime(runtime, site_runtime) if not (dry_run and runtime) else runtime

@@ -109,7 +109,8 @@ def test_doctor_passes_in_image(built_image):
 def test_two_rank_mpi_communicator_in_image(built_image):
     proc = podman_run(TAG, "comm", "test", "--ranks", "2", "--backend", "mpi", timeout=300)
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
-    assert re.search(r"\b2\b", proc.stdout)
+    assert re.search(r"PASSED: \d+ checks on 2 ranks", proc.stdout), proc.stdout[-3000:]
+    assert "/opt/deeprc/venv/bin/mpiexec" in proc.stdout + proc.stderr  # the image's own Open MPI
 
 
 def test_demo_preprocessing_stage_in_image(built_image, tmp_path):
