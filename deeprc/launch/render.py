@@ -108,6 +108,12 @@ def _run_cmd(plan: LaunchPlan, *extra: str) -> list[str]:
             "--site", str(plan.site_file), "--profile", plan.profile, *extra]
 
 
+def _rp_cores(plan: LaunchPlan) -> int:
+    """Cores per node as Radical Pilot will count them (the site's `rp` overrides included)."""
+    cfg = plan.site.rp_resource()[1]
+    return int(cfg["cores_per_node"]) if cfg else plan.part.cores_per_node
+
+
 def render(plan: LaunchPlan) -> list[RenderedJob]:
     """One job (pilot mode) or one job per stage in dependency order (batch mode)."""
     env = environment()
@@ -123,7 +129,7 @@ def render(plan: LaunchPlan) -> list[RenderedJob]:
             **_common(plan), directives=sched.directives(req), title=f"pipeline {pipe.name} on site {plan.site.name}",
             rp_label=plan.site.rp_resource()[0], rp_config_dir=str(plan.launch_dir / "radical"),
             stages=[{"name": st.name, "line": _rank_line(plan, st)} for st in plan.stages],
-            run_cmd=_run_cmd(plan, "--runner", "pilot"),
+            run_cmd=_run_cmd(plan, "--runner", "pilot", "--cores", str(plan.nodes * _rp_cores(plan))),
         )
         jobs.append(RenderedJob("pilot", plan.launch_dir / "pilot.sh", text, var="job_pilot"))
         return jobs

