@@ -21,7 +21,7 @@ BACKENDS = ("auto", "mpi", "gloo", "nccl")
 
 __all__ = [
     "BACKENDS", "OPS", "Communicator", "LaunchEnv", "detect", "init", "from_mpi",
-    "init_torch_process_group", "tf_config", "cylon_env",
+    "init_torch_process_group", "tf_config", "cylon_env", "DeepRCEnvironment",
 ]
 
 
@@ -141,3 +141,11 @@ def cylon_env(comm: Communicator) -> Any:
     from deeprc.comm.cylon import cylon_env as impl
 
     return impl(comm)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DeepRCEnvironment":  # imported on use: Lightning is heavy
+        from deeprc.comm.lightning_env import DeepRCEnvironment
+
+        return DeepRCEnvironment
+    raise AttributeError(name)
