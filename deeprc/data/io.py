@@ -190,10 +190,15 @@ def _describe(files: list[Path]) -> str:
     return f"{files[0]} (and {len(files) - 1} more files)"
 
 
-def write_parquet(table: pa.Table, folder: str | os.PathLike, rank: int) -> Path:
-    """Write this rank's partition as FOLDER/part-<rank>.parquet."""
+def write_parquet(table: pa.Table, folder: str | os.PathLike, rank: int, size: int) -> Path:
+    """Write this rank's partition as FOLDER/part-<rank>.parquet (rank 0 removes stale parts >= size)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        for old in out.glob("part-*.parquet"):
+            index = old.name[len("part-"): -len(".parquet")]
+            if index.isdigit() and int(index) >= size:
+                old.unlink()
     path = out / f"part-{rank}.parquet"
     pq.write_table(table, path)
     return path

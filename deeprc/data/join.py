@@ -7,10 +7,10 @@ from typing import Any, Sequence
 import pyarrow as pa
 import pyarrow.types as pat
 
+from deeprc.data.kernels import JOIN_TYPES, local_join
 from deeprc.data.shuffle import hash_shuffle
 from deeprc.errors import DeepRCError, config_error
 
-JOIN_TYPES = {"inner": "inner", "left": "left outer", "right": "right outer", "outer": "full outer"}
 
 
 def common_key_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
@@ -55,17 +55,6 @@ def check_keys(left: pa.Schema, right: pa.Schema, on: Sequence[str], left_src: s
                                "cast one side so the key columns have the same type")
         types[key] = common
     return types
-
-
-def local_join(left: pa.Table, right: pa.Table, on: Sequence[str], how: str,
-               suffixes: tuple[str, str]) -> pa.Table:
-    """Join two local tables with Acero's hash join (keys coalesced, clashing columns suffixed)."""
-    try:
-        return left.join(right, keys=list(on), join_type=JOIN_TYPES[how], left_suffix=suffixes[0] or None,
-                         right_suffix=suffixes[1] or None, coalesce_keys=True)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise DeepRCError(f"join on {list(on)} failed: {exc}. Fix: give clashing non-key columns distinct "
-                          "names or pass suffixes=(left, right), and use key/payload types Arrow can join.") from exc
 
 
 def distributed_join(comm: Any, left: pa.Table, right: pa.Table, on: Sequence[str], how: str,

@@ -9,16 +9,10 @@ from typing import Any, Sequence
 import pyarrow as pa
 
 from deeprc.data.ipc import from_bytes, to_bytes
+from deeprc.data.kernels import local_sort
 from deeprc.data.shuffle import exchange
 
 SAMPLES_PER_RANK = 64
-
-
-def local_sort(table: pa.Table, by: Sequence[str], ascending: Sequence[bool]) -> pa.Table:
-    """Arrow's sort, nulls (and NaN) last whatever the direction."""
-    if table.num_rows == 0:
-        return table
-    return table.sort_by([(c, "ascending" if a else "descending") for c, a in zip(by, ascending)])
 
 
 def _cmp_value(a: Any, b: Any, asc: bool) -> int:

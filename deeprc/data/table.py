@@ -132,8 +132,8 @@ class DTable:
         return [from_bytes(b).cast(self.schema) for b in received]
 
     def write_parquet(self, folder: str | os.PathLike) -> Path:
-        """Write this rank's partition to FOLDER/part-<rank>.parquet (collective only in spirit)."""
-        return collective(self.comm, lambda: _io.write_parquet(self._table, folder, self.comm.rank))
+        """Write this rank's partition to FOLDER/part-<rank>.parquet; returns when every rank has written."""
+        return collective(self.comm, lambda: _io.write_parquet(self._table, folder, self.comm.rank, self.comm.size))
 
     def __repr__(self) -> str:
         return (f"DTable(rank {self.comm.rank}/{self.comm.size}, local_rows={self.local_rows}, "

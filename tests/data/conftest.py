@@ -18,14 +18,16 @@ from dtable_cases import generate_cases, reference  # noqa: E402
 from deeprc.data.ipc import from_bytes  # noqa: E402
 
 CASES_PER_OP = 20
-RANK_COUNTS = (1, 2, 3)
+# (ranks, local kernel): every rank count with the default kernels, and 2 ranks on pure Arrow/Acero
+CONFIGS = ((1, "auto"), (2, "auto"), (3, "auto"), (2, "arrow"))
 
 
-def launch(mpi_env: dict, ranks: int, script: Path, args: list[str], timeout: int = 240) -> subprocess.CompletedProcess:
+def launch(mpi_env: dict, ranks: int, script: Path, args: list[str], timeout: int = 240,
+           extra_env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `script` on `ranks` real MPI ranks (mpiexec from the venv), failing loudly on error."""
     env = dict(mpi_env)
     env.update(POLARS_MAX_THREADS="1", OMP_NUM_THREADS="1", DEEPRC_COMM_TIMEOUT="60",
-               PYTHONPATH=os.pathsep.join([str(HERE.parents[1]), env.get("PYTHONPATH", "")]))
+               PYTHONPATH=os.pathsep.join([str(HERE.parents[1]), env.get("PYTHONPATH", "")]), **(extra_env or {}))
     mpiexec = str(Path(sys.executable).parent / "mpiexec")
     cmd = [mpiexec, "-n", str(ranks), "--oversubscribe", sys.executable, str(script), *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -54,15 +56,16 @@ def dtable_cases(io_folder: Path) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def dtable_results(dtable_cases: list[dict], mpi_env: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """{ranks: {case id: result}} from one launch of mpi_runner.py per rank count."""
+    """{(ranks, kernel): {case id: result}} from one launch of mpi_runner.py per configuration."""
     folder = tmp_path_factory.mktemp("dtable")
     cases_file = folder / "cases.pkl"
     cases_file.write_bytes(pickle.dumps(dtable_cases))
     results = {}
-    for ranks in RANK_COUNTS:
-        out = folder / f"results-{ranks}.pkl"
-        launch(mpi_env, ranks, HERE / "mpi_runner.py", [str(cases_file), str(out)])
-        results[ranks] = pickle.loads(out.read_bytes())
+    for ranks, kernel in CONFIGS:
+        out = folder / f"results-{ranks}-{kernel}.pkl"
+        launch(mpi_env, ranks, HERE / "mpi_runner.py", [str(cases_file), str(out)],
+               extra_env={"DEEPRC_DATA_KERNEL": kernel})
+        results[ranks, kernel] = pickle.loads(out.read_bytes())
     return results
 
 

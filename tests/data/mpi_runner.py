@@ -84,8 +84,9 @@ def run_io_case(case: dict, comm) -> tuple[DTable | None, object]:
         return read(p["paths"], comm), None
     t = read(p["paths"], comm)
     if op == "io_write":
-        t.write_parquet(p["out"])
-        return DTable.read_parquet(p["out"], comm), t.local_rows
+        out = f"{p['out']}-{comm.size}-{os.environ.get('DEEPRC_DATA_KERNEL', 'auto')}"
+        t.write_parquet(out)
+        return DTable.read_parquet(out, comm), t.local_rows
     if op == "io_join_missing_key":
         return t.join(t, on=p["on"]), None
     if op == "io_agg_text":

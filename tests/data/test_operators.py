@@ -42,14 +42,19 @@ def _check_case(case: dict, result: dict, ranks: int, want: object) -> None:
         assert max(sizes) - min(sizes) <= 1, f"{context}: unbalanced {sizes}"
 
 
-@pytest.mark.parametrize("ranks", [1, 2, 3])
+CONFIGS = [(1, "auto"), (2, "auto"), (3, "auto"), (2, "arrow")]
+CONFIG_IDS = ["1rank", "2ranks", "3ranks", "2ranks-arrow"]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
 @pytest.mark.parametrize("op", OPS + TS_OPS)
-def test_operator_matches_duckdb(op: str, ranks: int, dtable_cases: list[dict], dtable_results: dict,
+def test_operator_matches_duckdb(op: str, config: tuple, dtable_cases: list[dict], dtable_results: dict,
                                  dtable_references: dict) -> None:
+    ranks = config[0]
     cases = [c for c in dtable_cases if c["op"] == op]
     assert cases, f"hypothesis generated no {op} case: raise CASES_PER_OP"
     for case in cases:
-        _check_case(case, dtable_results[ranks][case["id"]], ranks, dtable_references[case["id"]])
+        _check_case(case, dtable_results[config][case["id"]], ranks, dtable_references[case["id"]])
 
 
 def test_cases_cover_the_hard_shapes(dtable_cases: list[dict]) -> None:
@@ -80,12 +85,13 @@ def _read_folder(folder: Path, fmt: str) -> pa.Table:
     return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
 
 
-@pytest.mark.parametrize("ranks", [1, 2, 3])
-def test_files_and_errors_on_real_ranks(ranks: int, dtable_cases: list[dict], dtable_results: dict,
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+def test_files_and_errors_on_real_ranks(config: tuple, dtable_cases: list[dict], dtable_results: dict,
                                          io_folder: Path) -> None:
     """Reading shares, Parquet parts per rank, and the same clear error on every rank for bad input."""
+    ranks = config[0]
     for case in [c for c in dtable_cases if c["op"].startswith("io_")]:
-        result = dtable_results[ranks][case["id"]]
+        result = dtable_results[config][case["id"]]
         context = f"{case['op']} {case['params']} on {ranks} ranks"
         if isinstance(case["expect"], list):
             assert result["error"] and result["error"].startswith("DeepRCError"), f"{context}: {result}"
@@ -99,4 +105,5 @@ def test_files_and_errors_on_real_ranks(ranks: int, dtable_cases: list[dict], dt
         if ranks > 1 and case["expect"] == "good":
             assert all(p.num_rows for p in parts), f"{context}: a rank got no rows: {[p.num_rows for p in parts]}"
         if case["op"] == "io_write":
-            assert sorted(x.name for x in (io_folder / "out").iterdir())[:ranks] == [f"part-{r}.parquet" for r in range(ranks)]
+            out = io_folder / f"out-{ranks}-{config[1]}"
+            assert sorted(x.name for x in out.iterdir()) == [f"part-{r}.parquet" for r in range(ranks)]
