@@ -31,7 +31,10 @@ METADATA_ENV = "DEEPRC_IMAGES_FILE"
 DEFAULT_METADATA = Path(".deeprc") / "images.json"
 OCI_RUNTIMES = ("podman", "podman-hpc", "docker")
 SIF_RUNTIMES = ("apptainer", "singularity")
-_RECIPE_KEYS = {"name", "user", "workdir", "entrypoint", "cmd", "args", "variants", "env", "labels", "steps"}
+_RECIPE_KEYS = {"name", "user", "workdir", "entrypoint", "cmd", "args", "variants", "env", "labels", "steps",
+                "mpi_versions"}
+# site MPI flavours whose libraries follow the MPICH ABI (hybrid model: bind the host's over the image's)
+MPICH_ABI = {"mpich", "cray-mpich", "intel-mpi", "mvapich2"}
 
 
 # ---------------------------------------------------------------- recipe and rendering
@@ -82,6 +85,13 @@ def resolve_args(recipe: dict[str, Any], variant: str, overrides: dict[str, str]
         if key not in args:
             raise config_error(RECIPE, "args", f"has no build argument '{key}'", f"use one of {sorted(args)}")
         args[key] = str(value)
+    overrides = overrides or {}
+    if "MPI" in overrides and "MPI_VERSION" not in overrides:
+        versions = recipe.get("mpi_versions", {})
+        if args["MPI"] not in versions:
+            raise config_error(RECIPE, "mpi_versions", f"has no version for MPI '{args['MPI']}'",
+                               f"pass --build-arg MPI_VERSION=... or use one of {sorted(versions)}")
+        args["MPI_VERSION"] = str(versions[args["MPI"]])
     args["DEEPRC_VERSION"] = __version__
     args["VARIANT"] = variant
     return args
@@ -448,17 +458,33 @@ def _parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _site_container(site: str | None) -> tuple[str | None, str | None]:
-    if not site:
-        return None, None
+@dataclass
+class SiteDefaults:
+    """What a site config says about its image."""
+
+    runtime: str | None = None
+    image: str | None = None
+    variant: str | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+
+
+def site_defaults(name: str | None) -> SiteDefaults:
+    """Runtime, image name, variant (NVIDIA GPUs: cuda) and MPI flavour of a site."""
+    if not name:
+        return SiteDefaults()
     from deeprc.sites import load_site
 
-    container = load_site(site).container
-    return container.runtime, container.image
+    site = load_site(name)
+    out = SiteDefaults(site.container.runtime, site.container.image)
+    if any(p.gpus_per_node and p.gpu_vendor == "nvidia" for p in site.partitions.values()):
+        out.variant = "cuda"
+    out.build_args["MPI"] = "mpich" if site.mpi.flavour in MPICH_ABI else "openmpi"
+    return out
 
 
 @click.command()
-@click.option("--variant", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--variant", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="Default: cuda for a site with NVIDIA GPUs, else cpu.")
 @click.option("--runtime", type=click.Choice(["podman", "podman-hpc", "docker", "apptainer", "singularity"]),
               default=None, help="Default: the site's runtime, else the first one present.")
 @click.option("--site", default=None, help="Site name or file; its container runtime and image name are used.")
@@ -479,7 +505,7 @@ def _site_container(site: str | None) -> tuple[str | None, str | None]:
 @click.option("--metadata", type=click.Path(path_type=Path), default=None,
               help=f"Where the image reference and digest are written (default ${METADATA_ENV} or {DEFAULT_METADATA}).")
 @click.option("--verbose", "-v", is_flag=True, help="Show the full build output.")
-def build(variant: str, runtime: str | None, site: str | None, base: str | None, tag: str | None, push: bool,
+def build(variant: str | None, runtime: str | None, site: str | None, base: str | None, tag: str | None, push: bool,
           dry_run: bool, build_args: tuple[str, ...], wheels: tuple[Path, ...], ca_certs: tuple[Path, ...],
           sif_from: str, sif_path: Path | None, context: Path | None, metadata: Path | None, verbose: bool) -> None:
     """Build the DeepRC container image from containers/recipe.yaml."""
@@ -487,8 +513,10 @@ def build(variant: str, runtime: str | None, site: str | None, base: str | None,
 
     console = Console(highlight=False, soft_wrap=True)
     ctx_dir = (context or find_context()).resolve()
-    site_runtime, site_image = _site_container(site)
-    chosen = choose_runtime(runtime, site_runtime) if not (dry_run and runtime) else runtime
+    defaults = site_defaults(site)
+    site_image = defaults.image
+    variant = variant or defaults.variant or "cpu"
+    chosen = choose_runtime(runtime, defaults.runtime) if not (dry_run and runtime) else runtime
     if site_image and not tag and chosen in OCI_RUNTIMES:
         tag = site_image
     if site_image and sif_path is None and chosen in SIF_RUNTIMES and site_image.endswith(".sif"):
@@ -496,7 +524,8 @@ def build(variant: str, runtime: str | None, site: str | None, base: str | None,
     if not dry_run:
         stage_inputs(ctx_dir, list(wheels), list(ca_certs))
     check_copies(ctx_dir, load_recipe(ctx_dir))
-    plan = plan_build(ctx_dir, variant, chosen, tag=tag, base=base, build_args=_parse_build_args(build_args),
+    plan = plan_build(ctx_dir, variant, chosen, tag=tag, base=base,
+                      build_args={**defaults.build_args, **_parse_build_args(build_args)},
                       push=push, sif_from=sif_from, sif_path=sif_path)
     if dry_run:
         console.print(f"# rendered {plan.containerfile} and {plan.deffile}", markup=False)

@@ -29,8 +29,8 @@ def built_image(podman_base, tmp_path_factory) -> dict:
     meta = tmp_path_factory.mktemp("image") / "images.json"
     cmd = [CLI, "build", "--variant", "cpu", "--runtime", "podman", "--base", podman_base,
            "--tag", TAG, "--metadata", str(meta)]
-    if LOCAL_WHEELS.is_dir():
-        cmd += ["--wheels", str(LOCAL_WHEELS)]
+    if LOCAL_WHEELS.is_dir():  # torch from the local wheel, so no PyTorch index is needed
+        cmd += ["--wheels", str(LOCAL_WHEELS), "--build-arg", "TORCH_INDEX_URL="]
     for cert in sorted(EXTRA_CAS.glob("*.crt")):
         cmd += ["--ca-cert", str(cert)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500)

@@ -232,3 +232,18 @@ def test_pycylon_wheel_is_detected(tmp_path):
     assert images.pycylon_version(tmp_path) is None
     (wheels / "pycylon-0.6.0-cp311-cp311-linux_x86_64.whl").write_bytes(b"")
     assert images.pycylon_version(tmp_path) == "0.6.0"
+
+
+def test_site_sets_runtime_image_variant_and_mpi(tmp_path, monkeypatch):
+    """perlmutter: podman-hpc (absent here, so podman), its registry image, NVIDIA GPUs, Cray MPICH."""
+    if shutil.which("podman") is None:
+        pytest.skip("needs podman on PATH (the fallback runtime)")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(images.build, ["--site", str(REPO / "site-configs" / "perlmutter.yaml"),
+                                               "--dry-run", "--context", str(REPO)])
+    assert result.exit_code == 0, result.output
+    containerfile = tmp_path / ".deeprc" / "build" / "cuda" / "Containerfile"
+    assert f"build -f {containerfile} -t registry.nersc.gov/m0000/deeprc:latest" in result.output
+    text = containerfile.read_text()
+    assert 'ARG MPI="mpich"' in text and 'ARG MPI_VERSION="4.3.2"' in text  # MPICH ABI for the hybrid model
+    assert "FROM ${BASE_IMAGE}" in text and "nvidia/cuda:12" in text
