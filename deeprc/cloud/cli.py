@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from deeprc.cloud.keys import KeyPair, generate_keypair, load_keypair, redact, write_secret
-from deeprc.cloud.launch import format_launch, render_launch
+from deeprc.cloud.launch import render_launch
 from deeprc.cloud.plan import make_plan, parse_hosts
 from deeprc.cloud.render import render_script, render_user_data
 
@@ -63,7 +63,7 @@ def bootstrap(site_name: str, nodes: int | None, hosts: str | None, pipeline: st
         click.echo(f"# {out / 'user-data.yaml'}")
         click.echo(redact(user_data, keys), nl=False)
         click.echo(f"# launch command ({site.cloud.provider})")
-        click.echo(format_launch(launch))
+        click.echo(launch)
         return
     out.mkdir(parents=True, exist_ok=True)
     write_secret(out / "user-data.yaml", user_data)
@@ -77,12 +77,12 @@ def bootstrap(site_name: str, nodes: int | None, hosts: str | None, pipeline: st
             written += ["cluster_key (0600)", "cluster_key.pub"]
         (out / "hostfile").write_text("".join(f"{h} slots={plan.slots}\n" for h in plan.hosts))
         written.append("hostfile")
-    (out / "launch.sh").write_text("#!/bin/sh\n# Start the VMs (needs cloud credentials)\n" + format_launch(launch) + "\n")
+    (out / "launch.sh").write_text("#!/bin/sh\n# Start the VMs (needs cloud credentials)\n" + launch + "\n")
     written.append("launch.sh")
     click.echo(f"bootstrap for site '{site.name}' ({plan.nodes} VM{'s' if plan.nodes > 1 else ''}, install={plan.install}) written to {out}/:")
     for w in written:
         click.echo(f"  {w}")
     click.echo("start the VMs with:")
-    click.echo(f"  {format_launch(launch)}")
+    click.echo(f"  {launch}")
     click.echo("or run bootstrap.sh as root on VMs without cloud-init; follow it with "
                "`deeprc-deploy status /var/lib/deeprc/runs/bootstrap` on the first VM.")

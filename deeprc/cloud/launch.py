@@ -23,8 +23,18 @@ GCP_GPU_IMAGE = ("common-cu124-debian-11-py310", "deeplearning-platform-release"
 GCP_CPU_IMAGE = ("debian-12", "debian-cloud")
 
 
-def _name(site: Any, pipeline: str | None) -> str:
-    base = f"deeprc-{site.name}" + (f"-{Path(pipeline).stem}" if pipeline else "")
+def pipeline_name(pipeline: Any) -> str | None:
+    """A pipeline's name from a path or a loaded spec (deeprc.pipeline.spec.Pipeline)."""
+    if pipeline is None:
+        return None
+    if isinstance(pipeline, (str, Path)):
+        return Path(pipeline).stem
+    return str(getattr(pipeline, "name", "") or "") or None
+
+
+def _name(site: Any, pipeline: Any) -> str:
+    name = pipeline_name(pipeline)
+    base = f"deeprc-{site.name}" + (f"-{name}" if name else "")
     return re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-")[:50]
 
 
@@ -38,7 +48,7 @@ def _list(value: Any) -> list[str]:
     return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
 
 
-def aws_command(site: Any, pipeline: str | None, nodes: int, user_data: Path) -> list[str]:
+def aws_command(site: Any, pipeline: Any, nodes: int, user_data: Path) -> list[str]:
     """`aws ec2 run-instances` for `nodes` VMs (EFA interface and placement group when the site asks)."""
     c = site.cloud
     image = c.machine_image or (AWS_GPU_AMI if c.accelerator_count or c.efa else AWS_CPU_AMI)
@@ -74,14 +84,14 @@ def aws_command(site: Any, pipeline: str | None, nodes: int, user_data: Path) ->
     if _opt(site, "iam_instance_profile"):
         cmd += ["--iam-instance-profile", f"Name={_opt(site, 'iam_instance_profile')}"]
     tags = [{"Key": "Name", "Value": _name(site, pipeline)}, {"Key": "deeprc-site", "Value": site.name}]
-    if pipeline:
-        tags.append({"Key": "deeprc-pipeline", "Value": Path(pipeline).name})
+    if pipeline_name(pipeline):
+        tags.append({"Key": "deeprc-pipeline", "Value": str(pipeline_name(pipeline))})
     cmd += ["--tag-specifications", json.dumps([{"ResourceType": "instance", "Tags": tags}], separators=(",", ":"))]
     cmd += ["--user-data", f"file://{user_data}"]
     return cmd
 
 
-def gcp_command(site: Any, pipeline: str | None, nodes: int, user_data: Path) -> list[str]:
+def gcp_command(site: Any, pipeline: Any, nodes: int, user_data: Path) -> list[str]:
     """`gcloud compute instances create` for `nodes` VMs (GPUs need maintenance policy TERMINATE)."""
     c = site.cloud
     if not c.zone:
@@ -122,13 +132,18 @@ def gcp_command(site: Any, pipeline: str | None, nodes: int, user_data: Path) ->
     return cmd
 
 
-def render_launch(site: Any, pipeline: str | None, nodes: int, user_data: str | Path | None = None) -> list[str]:
-    """The cloud CLI command (argv) that starts `nodes` VMs of `site` with the user-data file.
+def render_launch(site: Any, pipeline: Any, nodes: int, user_data: str | Path | None = None) -> str:
+    """The exact cloud CLI command (one shell line) that starts `nodes` VMs of `site`.
 
     `site` is a loaded cloud site (`deeprc.sites.load_site`) or its name; `user_data` is the
     file `deeprc-deploy bootstrap --out DIR` writes (default deeprc-bootstrap/user-data.yaml).
-    Print it with `shlex.join`.
+    :func:`launch_argv` gives the same command as a list.
     """
+    return shlex.join(launch_argv(site, pipeline, nodes, user_data))
+
+
+def launch_argv(site: Any, pipeline: Any, nodes: int, user_data: str | Path | None = None) -> list[str]:
+    """:func:`render_launch` as an argv list."""
     if isinstance(site, (str, Path)):
         from deeprc.sites import load_site
 
@@ -148,6 +163,3 @@ def render_launch(site: Any, pipeline: str | None, nodes: int, user_data: str | 
     )
 
 
-def format_launch(cmd: list[str]) -> str:
-    """One copy-pasteable shell line."""
-    return shlex.join(cmd)

@@ -113,7 +113,7 @@ def _ifname(value: str | None, field_name: str) -> str:
     return value
 
 
-def site_yaml_for_vm(site: Any, hosts: list[str], hostfile: str) -> str:
+def site_yaml_for_vm(site: Any, hosts: list[str], hostfile: str, fabric: dict[str, str]) -> str:
     """The site config written on the VMs: the cloud site, launching with mpiexec over the hostfile."""
     data = site.model_dump(mode="json", exclude_defaults=True)
     data["scheduler"] = "local"
@@ -122,6 +122,10 @@ def site_yaml_for_vm(site: Any, hosts: list[str], hostfile: str) -> str:
         args = list(data.get("launcher_args") or [])
         if "--hostfile" not in args:
             args += ["--hostfile", hostfile]
+        # ranks on the other VMs get the interface and fabric settings of the first one
+        for name in ["PATH", "NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "DEEPRC_SITES_PATH", *fabric]:
+            if name not in args:
+                args += ["-x", name]
         data["launcher_args"] = args
     return "# Written by deeprc-deploy bootstrap " + __version__ + "\n" + yaml.safe_dump(data, sort_keys=False)
 
@@ -180,7 +184,7 @@ def make_plan(
     hostfile = "/etc/deeprc/hostfile"
     return BootstrapPlan(
         site=site,
-        site_yaml=site_yaml_for_vm(site, hosts, hostfile),
+        site_yaml=site_yaml_for_vm(site, hosts, hostfile, fabric),
         nodes=nodes,
         hosts=hosts,
         pipeline=pipeline,
@@ -199,8 +203,3 @@ def make_plan(
         fabric_env=fabric,
         peer_timeout=peer_timeout,
     )
-
-
-def source_is_path(source: str) -> bool:
-    """Whether DeepRC's source is a local path on the VM (an sdist or a folder)."""
-    return source.startswith("/") or Path(source).suffix in (".gz", ".whl", ".zip")
