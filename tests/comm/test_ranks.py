@@ -7,8 +7,8 @@ import pytest
 from .conftest import SELFTEST, mpiexec, run, srun
 
 
-@pytest.mark.parametrize("backend", ["mpi", "gloo"])
-@pytest.mark.parametrize("ranks", [2, 3])
+# 2 ranks with gloo under mpiexec: tests/comm/test_failures.py runs it through `deeprc-deploy comm test`.
+@pytest.mark.parametrize("backend, ranks", [("mpi", 2), ("mpi", 3), ("gloo", 3)])
 def test_mpiexec_selftest(rank_env, backend, ranks):
     r = run(mpiexec(ranks, [*SELFTEST, "--backend", backend, "--timeout", "60"]), rank_env)
     assert r.rc == 0, r.out + r.err
@@ -38,3 +38,12 @@ def test_srun_auto_and_mpi_without_pmi(slurm):
     r = run(srun(2, [*SELFTEST, "--backend", "mpi", "--timeout", "60"]), env)
     assert r.rc != 0
     assert "srun --mpi=pmix" in r.err and "backend='gloo'" in r.err
+
+
+def test_from_mpi_under_raptor_variables(rank_env):
+    from .conftest import PY
+
+    prog = str(__import__("pathlib").Path(__file__).parent / "programs" / "from_mpi.py")
+    r = run(mpiexec(2, [PY, prog]), {**rank_env, "RP_TASK_ID": "task.000000"})
+    assert r.rc == 0, r.out + r.err
+    assert r.out.count("from_mpi ok") == 2 and "launcher=raptor" in r.out
