@@ -50,7 +50,7 @@ def on_root(comm: Any, fn: Callable[[], T], share: Callable[[T], Any] | None = N
                 raise
             message = str(exc)
     if comm.size > 1:
-        shared = result if (share is None or message) else share(result)
+        shared = result if (share is None or message or comm.rank != 0) else share(result)
         message, shared = comm.bcast((message, shared), root=0)
         if comm.rank != 0:
             result = shared
