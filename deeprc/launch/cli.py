@@ -12,14 +12,17 @@ from deeprc.errors import DeepRCError
 
 
 def _cloud_render(plan) -> str | None:  # noqa: ANN001
-    """`deeprc.cloud.render_launch(site, pipeline, nodes)` for cloud sites, when that package has it."""
+    """For cloud sites: the VM launch command from `deeprc.cloud.render_launch` (when that package has it)."""
     if plan.site.cloud is None:
         return None
+    import shlex
+
     try:
         from deeprc.cloud import render_launch  # type: ignore[attr-defined]
     except ImportError:
         return None
-    return render_launch(plan.site, plan.pipeline, plan.nodes)
+    cmd = render_launch(plan.site, str(plan.pipeline_file), plan.nodes)
+    return shlex.join(cmd) if isinstance(cmd, list) else str(cmd)
 
 
 @click.command("launch")
@@ -44,13 +47,13 @@ def launch(pipeline: str, site: str, mode: str, nodes: int | None, walltime: str
 
     plan = make_plan(site, pipeline, mode=mode, nodes=nodes, walltime=walltime, partition=partition,
                      account=account, profile=profile, run_dir=run_dir, sites_dir=sites_dir)
+    jobs = render(plan)
     if dry_run:
         cloud = _cloud_render(plan)
         if cloud is not None:
-            click.echo(cloud, nl=not cloud.endswith("\n"))
-            return
-    jobs = render(plan)
-    if dry_run:
+            click.echo(f"### cloud VMs for site {plan.site.name} (deeprc.cloud; then run the jobs below on its head node)")
+            click.echo(cloud.rstrip("\n"))
+            click.echo()
         for j in jobs:
             click.echo(f"### {j.script_path}")
             click.echo(j.text, nl=False)

@@ -136,6 +136,11 @@ def make_plan(
         raise DeepRCError(f"unknown mode '{mode}'. Fix: use --mode pilot or --mode batch.")
     site_file = find_site_file(site_ref, sites_dir)
     site = load_site(site_file)
+    if site.scheduler == "local" and mode == "batch":
+        raise config_error(
+            site_file, "scheduler", "site has no scheduler to chain one batch job per stage (--mode batch)",
+            "use --mode pilot here, or run `deeprc-deploy run PIPELINE --runner batch` directly",
+        )
     pipe_file = Path(pipeline_file).absolute()
     pipe = _load_pipeline(pipe_file, profile)
     if partition is not None and partition not in site.partitions:

@@ -29,6 +29,25 @@ def _comment(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
+_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def qpath(value: object) -> str:
+    """Shell-quote a path but let plain `$VAR`/`${VAR}` references expand in the job (nothing else does).
+
+    `/scratch/$USER/x` -> `/scratch/"${USER}"/x`; `$(cmd)`, backticks and quotes stay literal.
+    """
+    text, out, pos = str(value), [], 0
+    for m in _VAR.finditer(text):
+        if m.start() > pos:
+            out.append(shlex.quote(text[pos:m.start()]))
+        out.append(f'"${{{m.group(1) or m.group(2)}}}"')
+        pos = m.end()
+    if pos < len(text) or not out:
+        out.append(shlex.quote(text[pos:]))
+    return "".join(out)
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(deploy_dir())),
@@ -41,6 +60,7 @@ def environment() -> jinja2.Environment:
     env.filters["q"] = lambda v: shlex.quote(str(v))
     env.filters["qjoin"] = lambda v: shlex.join([str(x) for x in v])
     env.filters["comment"] = _comment
+    env.filters["qpath"] = qpath
     return env
 
 
@@ -61,13 +81,15 @@ def _var(key: str) -> str:
 
 
 def _site_env(plan: LaunchPlan) -> dict[str, str]:
+    """Variable name -> shell word: config values quoted literally, cache paths may use $VAR."""
     s = plan.site
-    env = dict(s.environment)
-    env.update(s.network.variables())
-    env.update(s.mpi.env)
-    env.update({"DEEPRC_RUN_DIR": str(plan.run_dir), "DEEPRC_SITE": s.name, "DEEPRC_LAUNCH_MODE": plan.mode})
+    env = {k: shlex.quote(v) for k, v in {**s.environment, **s.network.variables(), **s.mpi.env}.items()}
+    env.update({k: shlex.quote(v) for k, v in
+                {"DEEPRC_RUN_DIR": str(plan.run_dir), "DEEPRC_SITE": s.name, "DEEPRC_LAUNCH_MODE": plan.mode}.items()})
     if s.filesystems.image_cache:
-        env["APPTAINER_CACHEDIR"] = os.path.expandvars(os.path.expanduser(s.filesystems.image_cache))
+        cache = qpath(s.filesystems.image_cache)
+        env["APPTAINER_CACHEDIR"] = cache
+        env["SINGULARITY_CACHEDIR"] = cache
     return env
 
 
@@ -97,7 +119,7 @@ def _request(plan: LaunchPlan, name: str, nodes: int, ntasks: int, gpus_per_node
 def _common(plan: LaunchPlan) -> dict:
     s = plan.site
     return {
-        "run_dir": str(plan.run_dir), "module_reset": s.module_reset, "modules": s.modules,
+        "run_dir": str(plan.run_dir), "module_reset": s.module_reset, "module_use": s.module_use, "modules": s.modules,
         "path_prepend": plan.path_prepend(), "env": _site_env(plan), "mode": plan.mode,
         "job_id_var": get_scheduler(s.scheduler).job_id_var,
     }

@@ -7,7 +7,7 @@ import difflib
 from deeprc.errors import DeepRCError
 from deeprc.launchers.base import Launcher
 from deeprc.launchers.mpiexec import Mpiexec, Mpirun
-from deeprc.launchers.others import Aprun, FluxRun, Jsrun
+from deeprc.launchers.others import Aprun, FluxRun, Ibrun, Jsrun
 from deeprc.launchers.srun import Srun
 
 LAUNCHERS: dict[str, type[Launcher]] = {
@@ -17,12 +17,13 @@ LAUNCHERS: dict[str, type[Launcher]] = {
     "jsrun": Jsrun,
     "aprun": Aprun,
     "flux": FluxRun,
+    "ibrun": Ibrun,
     "local": Launcher,
 }
 
 
 def get_launcher(name: str) -> Launcher:
-    """The launcher called `name` (srun, mpiexec, mpirun, jsrun, aprun, flux, local)."""
+    """The launcher called `name` (srun, mpiexec, mpirun, jsrun, aprun, flux, ibrun, local)."""
     try:
         return LAUNCHERS[name]()
     except KeyError:

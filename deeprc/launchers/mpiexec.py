@@ -13,7 +13,9 @@ class Mpiexec(Launcher):
 
     def prefix(self, ranks: int, opts: Mapping[str, object]) -> list[str]:
         flavour = str(opts.get("flavour") or "openmpi")
-        ppn = _int(opts, "ranks_per_node") if (_int(opts, "nodes") or 2) > 1 else None
+        ppn = _int(opts, "ranks_per_node")
+        if flavour == "openmpi" and (_int(opts, "nodes") or 2) <= 1:
+            ppn = None  # one node: Open MPI's ppr mapping would only refuse oversubscription
         cpus = _int(opts, "cpus_per_rank")
         out = [self.program, "-n", str(ranks)]
         if flavour == "openmpi":

@@ -47,3 +47,13 @@ class FluxRun(Launcher):
         if g := _int(opts, "gpus_per_rank"):
             out += ["-g", str(g)]
         return out
+
+
+class Ibrun(Launcher):
+    """TACC's `ibrun` (Frontera, Stampede3): the allocation's ranks, or `-n N -o 0` for fewer."""
+
+    def __init__(self) -> None:
+        super().__init__(name="ibrun", program="ibrun")
+
+    def prefix(self, ranks: int, opts: Mapping[str, object]) -> list[str]:
+        return ["ibrun", "-n", str(ranks), "-o", "0"]

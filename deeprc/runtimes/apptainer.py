@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from deeprc.runtimes.base import Runtime, bind_model_env
+from deeprc.runtimes.base import Runtime, bind_model_env, expand
 
 
 class Apptainer(Runtime):
@@ -24,7 +24,7 @@ class Apptainer(Runtime):
         for k, v in bind_model_env(site).items():
             out += ["--env", f"{k}={v}"]
         out += self.options(site)
-        return out + [str(image), *map(str, argv)]
+        return out + [expand(str(image)), *map(str, argv)]
 
 
 class Singularity(Apptainer):

@@ -48,7 +48,7 @@ class Runtime:
         extra = list(getattr(c, "binds", []) or []) + [str(b) for b in binds]
         if mpi is not None and getattr(mpi, "model", "hybrid") == "bind":
             extra += list(mpi.host_paths)
-        for b in extra:
+        for b in (expand(x) for x in extra):
             if b not in out:
                 out.append(b)
         return out
@@ -72,3 +72,10 @@ def bind_model_env(site: Any) -> dict[str, str]:
         return {}
     libs = [p if p.rstrip("/").endswith(("lib", "lib64")) else p.rstrip("/") + "/lib" for p in mpi.host_paths]
     return {"LD_LIBRARY_PATH": ":".join(libs)}
+
+
+def expand(path: str) -> str:
+    """`$VAR`/`~` in image and bind paths, expanded where the rank line is built (in the job)."""
+    import os
+
+    return os.path.expandvars(os.path.expanduser(str(path)))

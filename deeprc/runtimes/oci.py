@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from deeprc.runtimes.base import Runtime, bind_model_env
+from deeprc.runtimes.base import Runtime, bind_model_env, expand
 
 # host variables every rank needs inside the image (rank ids, PMI wire-up, DeepRC's own)
 PASS_PREFIXES = ("DEEPRC_", "OMPI_", "PMIX_", "PMI_", "PRTE_", "SLURM_", "PALS_", "CUDA_", "ROCR_", "HIP_", "NCCL_",
@@ -39,7 +39,7 @@ class Podman(Runtime):
         for k, v in bind_model_env(site).items():
             out += ["--env", f"{k}={v}"]
         out += self.options(site)
-        return out + [str(image), *map(str, argv)]
+        return out + [expand(str(image)), *map(str, argv)]
 
 
 class Docker(Podman):
@@ -81,7 +81,7 @@ class PodmanHPC(Podman):
             out += ["-v", b if ":" in b else f"{b}:{b}"]
         out += self.env_flags(env)
         out += self.options(site)
-        return out + [str(image), *map(str, argv)]
+        return out + [expand(str(image)), *map(str, argv)]
 
 
 class Shifter(Runtime):
@@ -95,7 +95,7 @@ class Shifter(Runtime):
 
     def exec_command(self, image: str | None, argv: Sequence[str], binds: Sequence[str] = (), gpus: bool = False,
                      site: Any = None, env: Mapping[str, str] | None = None) -> list[str]:
-        out = ["shifter", f"--image={image}"]
+        out = ["shifter", f"--image={expand(str(image))}"]
         if gpus:
             out += self.gpu_flags(site)
         for b in self.all_binds(site, binds):

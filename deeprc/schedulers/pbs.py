@@ -21,7 +21,7 @@ class PBS(Scheduler):
         select = f"select={job.nodes}:ncpus={job.cores_per_node}:mpiprocs={ppn}"
         if job.gpus_per_node:
             select += f":ngpus={job.gpus_per_node}"
-        d = [f"-N {q(job.name[:15])}", f"-l {select}", f"-l walltime={job.walltime}", "-j oe", f"-o {q(job.output)}"]
+        d = [f"-N {q(job.name)}", f"-l {select}", f"-l walltime={job.walltime}", "-j oe", f"-o {q(job.output)}"]
         if job.partition:
             d.append(f"-q {q(job.partition)}")
         if job.account:

