@@ -17,6 +17,14 @@ if TYPE_CHECKING:
     from deeprc.comm.base import Communicator
 
 ADDR_VAR = "DEEPRC_COMM_ADDR"  # host:port override for any launcher
+_generation = 0  # rendezvous made by this process so far (every rank counts the same)
+
+
+def next_generation() -> int:
+    """Number this rendezvous, so a second init() in one process gets fresh keys and port."""
+    global _generation
+    _generation += 1
+    return _generation - 1
 
 
 def free_port() -> int:
@@ -68,7 +76,7 @@ def slurm_port(env: dict | os._Environ) -> int:
     return 15000 + (job * 131 + step_n * 7) % 15000
 
 
-def agree_endpoint(env: LaunchEnv, via: "Communicator | None") -> tuple[str, int, str]:
+def agree_endpoint(env: LaunchEnv, via: "Communicator | None", generation: int = 0) -> tuple[str, int, str]:
     """(address, port, how it was agreed) of rank 0's rendezvous store."""
     override = os.environ.get(ADDR_VAR)
     if override:
@@ -90,7 +98,7 @@ def agree_endpoint(env: LaunchEnv, via: "Communicator | None") -> tuple[str, int
         if nodelist:
             single = (env.num_nodes or 1) == 1
             host = "127.0.0.1" if single else first_host(nodelist)
-            return host, slurm_port(os.environ), "SLURM_* variables"
+            return host, slurm_port(os.environ) + generation, "SLURM_* variables"
     if os.environ.get("MASTER_ADDR") and os.environ.get("MASTER_PORT"):
         return os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), "MASTER_ADDR/MASTER_PORT"
     if (env.size or 1) == 1:

@@ -20,7 +20,7 @@ import torch.distributed as dist
 
 from deeprc.comm.base import Communicator, check_op, is_torch_tensor
 from deeprc.comm.launchenv import LaunchEnv, in_raptor
-from deeprc.comm.rendezvous import agree_endpoint, make_store
+from deeprc.comm.rendezvous import agree_endpoint, make_store, next_generation
 from deeprc.comm.timeouts import dead_rank_message
 from deeprc.errors import DeepRCError
 
@@ -230,7 +230,10 @@ def init_torch_comm(backend: str, env: LaunchEnv, timeout: float, via: Communica
         via = _init_mpi(env, timeout)
     rank = via.rank if via is not None else env.rank
     size = via.size if via is not None else (env.size or 1)
-    host, port, how = agree_endpoint(env, via)
+    generation = next_generation()
+    host, port, how = agree_endpoint(env, via, generation)
     store = make_store(host, port, rank, size, timeout, how)
     launcher = "raptor" if in_raptor() else (via.launcher if via is not None else env.launcher)
-    return TorchCommunicator(backend, store, rank, size, launcher=launcher, timeout=timeout)
+    return TorchCommunicator(
+        backend, store, rank, size, launcher=launcher, timeout=timeout, prefix=f"deeprc/world{generation}"
+    )
