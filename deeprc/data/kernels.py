@@ -1,8 +1,10 @@
-"""Local (one-rank) kernels: polars where it measured faster here, Arrow compute/Acero otherwise.
+"""Local (one-rank) kernels: DuckDB/polars where they measured faster here, Arrow/Acero otherwise.
 
-Measured on this 2-core machine, one thread, 5M x 5M int64 keys: polars inner join 4.2-4.8 s vs
-Acero 5.5-8.5 s; polars sort 1.1 s vs Arrow 3.0-4.7 s (benchmarks/dataframe.py reports both paths).
-Polars is used only for column types it round-trips exactly; results are cast back to Arrow types.
+Measured on this (busy) 2-core machine with one thread: 500k x 500k int64-key inner join, DuckDB
+0.18-0.25 s, polars 0.25-0.34 s, Acero 0.34-0.45 s; sorting 500k rows, polars 0.05-0.07 s, DuckDB
+0.14-0.17 s, Arrow 0.18-0.20 s. So `auto` joins with DuckDB and sorts with polars. They are used only
+for column types they round-trip exactly, and results are cast back to the input's Arrow types.
+`DEEPRC_DATA_KERNEL` = auto | duckdb | polars | arrow picks one for both operators.
 """
 
 from __future__ import annotations
@@ -21,9 +23,58 @@ JOIN_TYPES = {"inner": "inner", "left": "left outer", "right": "right outer", "o
 _POLARS_HOW = {"inner": "inner", "left": "left", "right": "right", "outer": "full"}
 
 
+KERNELS = ("auto", "duckdb", "polars", "arrow")
+_DUCKDB: dict[str, object] = {}
+
+
 def kernel_choice() -> str:
-    """`DEEPRC_DATA_KERNEL`: auto (polars where it fits), polars, or arrow."""
-    return os.environ.get("DEEPRC_DATA_KERNEL", "auto")
+    """`DEEPRC_DATA_KERNEL`: auto (DuckDB joins, polars sorts, where the types fit), duckdb, polars, arrow."""
+    choice = os.environ.get("DEEPRC_DATA_KERNEL", "auto")
+    if choice not in KERNELS:
+        raise DeepRCError(f"DEEPRC_DATA_KERNEL={choice!r} is unknown. Fix: set it to one of {', '.join(KERNELS)} "
+                          "or unset it.")
+    return choice
+
+
+def threads() -> int:
+    """Threads one rank's kernels may use: the cores shared among the ranks on this node."""
+    local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE") or os.environ.get("SLURM_NTASKS_PER_NODE", "1") or 1)
+    return max(1, (os.cpu_count() or 1) // max(1, local))
+
+
+def _duckdb() -> object:
+    """One DuckDB connection per process, limited to this rank's share of the cores."""
+    if "con" not in _DUCKDB:
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute(f"SET threads TO {threads()}")
+        con.execute("SET preserve_insertion_order = false")
+        _DUCKDB["con"] = con
+    return _DUCKDB["con"]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _duckdb_join(left: pa.Table, right: pa.Table, on: Sequence[str], how: str, schema: pa.Schema,
+                 lren: dict, rren: dict) -> pa.Table:
+    con = _duckdb()
+    cols = [f"COALESCE(l.{_quote(k)}, r.{_quote(k)}) AS {_quote(k)}" if k in on else
+            f"l.{_quote(k)} AS {_quote(lren.get(k, k))}" for k in left.column_names]
+    cols += [f"r.{_quote(k)} AS {_quote(rren.get(k, k))}" for k in right.column_names if k not in on]
+    cond = " AND ".join(f"l.{_quote(k)} = r.{_quote(k)}" for k in on)
+    kind = {"inner": "INNER", "left": "LEFT", "right": "RIGHT", "outer": "FULL OUTER"}[how]
+    con.register("__deeprc_l", left)  # type: ignore[attr-defined]
+    con.register("__deeprc_r", right)  # type: ignore[attr-defined]
+    try:
+        query = f"SELECT {', '.join(cols)} FROM __deeprc_l l {kind} JOIN __deeprc_r r ON {cond}"
+        out = con.sql(query).fetch_arrow_table()  # type: ignore[attr-defined]
+    finally:
+        con.unregister("__deeprc_l")  # type: ignore[attr-defined]
+        con.unregister("__deeprc_r")  # type: ignore[attr-defined]
+    return _cast_to(out, schema)
 
 
 def _polars_safe(schema: pa.Schema) -> bool:
@@ -66,7 +117,10 @@ def local_join(left: pa.Table, right: pa.Table, on: Sequence[str], how: str, suf
     """Hash join of two local tables: SQL semantics (null keys never match), keys coalesced."""
     schema, lren, rren = join_schema(left.schema, right.schema, on, suffixes)
     choice = kernel_choice()
-    if choice != "arrow" and _polars_safe(left.schema) and _polars_safe(right.schema):
+    simple = _polars_safe(left.schema) and _polars_safe(right.schema)
+    if choice in ("auto", "duckdb") and simple:
+        return _duckdb_join(left, right, on, how, schema, lren, rren)
+    if choice == "polars" and _polars_safe(left.schema) and _polars_safe(right.schema):
         lf = _to_polars(left.rename_columns([lren.get(n, n) for n in left.column_names]))
         rf = _to_polars(right.rename_columns([rren.get(n, n) for n in right.column_names]))
         out = lf.join(rf, on=list(on), how=_POLARS_HOW[how], coalesce=True, nulls_equal=False)
@@ -87,7 +141,7 @@ def local_sort(table: pa.Table, by: Sequence[str], ascending: Sequence[bool]) ->
         return table
     nan_desc = any(pat.is_floating(table.schema.field(c).type) and not a and pc.any(pc.is_nan(table.column(c))).as_py()
                    for c, a in zip(by, ascending))
-    if kernel_choice() != "arrow" and not nan_desc and _polars_safe(table.schema):
+    if kernel_choice() in ("auto", "polars") and not nan_desc and _polars_safe(table.schema):
         out = _to_polars(table).sort(list(by), descending=[not a for a in ascending], nulls_last=True)
         return _cast_to(out.to_arrow(), table.schema)
     return table.sort_by([(c, "ascending" if a else "descending") for c, a in zip(by, ascending)])

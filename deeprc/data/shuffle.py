@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -12,6 +13,15 @@ import pyarrow.types as pat
 from deeprc.data.ipc import from_bytes, to_bytes
 
 _HASH_SEED = 0x5EED
+
+# seconds spent moving rows between ranks (partitioning + exchange), for benchmarks and reports
+TIMINGS: dict[str, float] = {"partition_s": 0.0, "exchange_s": 0.0}
+
+
+def reset_timings() -> None:
+    """Zero the shuffle timers."""
+    for key in TIMINGS:
+        TIMINGS[key] = 0.0
 
 
 def _hashable_keys(table: pa.Table, keys: Sequence[str]) -> pa.Table:
@@ -62,15 +72,21 @@ def exchange(comm: Any, pieces: list[pa.Table], schema: pa.Schema) -> pa.Table:
     """Send piece i to rank i and concatenate what every rank sent here (all-to-all of IPC bytes)."""
     if comm.size == 1:
         return pieces[0]
+    start = time.perf_counter()
     received = comm.alltoallv([to_bytes(piece) for piece in pieces])
     tables = [from_bytes(buf) for buf in received]
     tables = [t if t.schema.equals(schema) else t.cast(schema) for t in tables]
-    return pa.concat_tables(tables) if tables else schema.empty_table()
+    out = pa.concat_tables(tables) if tables else schema.empty_table()
+    TIMINGS["exchange_s"] += time.perf_counter() - start
+    return out
 
 
 def hash_shuffle(comm: Any, table: pa.Table, keys: Sequence[str]) -> pa.Table:
     """Repartition so that all rows with equal keys end up on the same rank."""
     if comm.size == 1:
         return table
+    start = time.perf_counter()
     dest = destinations(table, keys, comm.size)
-    return exchange(comm, split_by_destination(table, dest, comm.size), table.schema)
+    pieces = split_by_destination(table, dest, comm.size)
+    TIMINGS["partition_s"] += time.perf_counter() - start
+    return exchange(comm, pieces, table.schema)

@@ -18,8 +18,8 @@ from dtable_cases import generate_cases, reference  # noqa: E402
 from deeprc.data.ipc import from_bytes  # noqa: E402
 
 CASES_PER_OP = 20
-# (ranks, local kernel): every rank count with the default kernels, and 2 ranks on pure Arrow/Acero
-CONFIGS = ((1, "auto"), (2, "auto"), (3, "auto"), (2, "arrow"))
+# (ranks, local kernel): every rank count with the default kernels, 2 ranks on Arrow/Acero and on polars
+CONFIGS = ((1, "auto"), (2, "auto"), (3, "auto"), (2, "arrow"), (2, "polars"))
 
 
 def launch(mpi_env: dict, ranks: int, script: Path, args: list[str], timeout: int = 240,

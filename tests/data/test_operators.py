@@ -42,8 +42,8 @@ def _check_case(case: dict, result: dict, ranks: int, want: object) -> None:
         assert max(sizes) - min(sizes) <= 1, f"{context}: unbalanced {sizes}"
 
 
-CONFIGS = [(1, "auto"), (2, "auto"), (3, "auto"), (2, "arrow")]
-CONFIG_IDS = ["1rank", "2ranks", "3ranks", "2ranks-arrow"]
+CONFIGS = [(1, "auto"), (2, "auto"), (3, "auto"), (2, "arrow"), (2, "polars")]
+CONFIG_IDS = ["1rank", "2ranks", "3ranks", "2ranks-arrow", "2ranks-polars"]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
