@@ -1,0 +1,103 @@
+"""`launch --site local-slurm` on the real single-node Slurm: pilot and batch runs to completion,
+`status` showing progress, `logs`, and `cancel` stopping a run while keeping finished outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deeprc.sites import builtin_sites_dir
+
+from launch_helpers import HERE
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+CLI = [sys.executable, "-m", "deeprc.cli"]
+TINY = str(HERE / "pipelines" / "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def site(slurm: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """local-slurm plus PYTHONPATH for this folder's stage module (stages_tiny)."""
+    data = yaml.safe_load((builtin_sites_dir() / "local-slurm.yaml").read_text())
+    data.setdefault("environment", {})["PYTHONPATH"] = str(HERE)
+    path = tmp_path_factory.mktemp("sites") / "test-slurm.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def cli(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def status(env: dict, run: Path) -> dict:
+    return json.loads(cli(env, "status", str(run), "--json").stdout)
+
+
+def wait(env: dict, run: Path, until, timeout: float = 240) -> list[dict]:  # noqa: ANN001
+    """Poll `status --json` until `until(status)`; return every status seen."""
+    seen, t0 = [], time.time()
+    while time.time() - t0 < timeout:
+        st = status(env, run)
+        seen.append(st)
+        if until(st):
+            return seen
+        time.sleep(2)
+    logs = cli(env, "logs", str(run), check=False).stdout[-3000:]
+    pytest.fail(f"run {run} did not get there in {timeout} s; last status {seen[-1]}\n{logs}")
+
+
+def finished(st: dict) -> bool:
+    return st["run"] in ("done", "failed", "canceled", "cancelled") and all(
+        j["state"] in ("done", "failed", "cancelled", "unknown") for j in st["jobs"])
+
+
+@pytest.mark.parametrize("mode", ["batch", "pilot"])
+def test_launch_runs_to_completion(slurm: dict, site: str, tmp_path: Path, mode: str) -> None:
+    env = slurm["env"]
+    run = tmp_path / "run"
+    out = cli(env, "launch", "--site", site, TINY, "--mode", mode, "--run-dir", str(run), "--time", "00:10:00").stdout
+    assert f"run folder: {run}" in out
+    record = json.loads((run / "launch.json").read_text())
+    assert record["mode"] == mode and record["scheduler"] == "slurm"
+    assert [j["key"] for j in record["jobs"]] == (["prepare", "train"] if mode == "batch" else ["pilot"])
+    seen = wait(env, run, finished)
+    assert seen[-1]["run"] == "done", seen[-1]
+    # status showed the run before it ended (queued/running jobs or stages), then every job done
+    assert any(not finished(s) for s in seen) or len(seen) == 1
+    assert all(j["state"] in ("done", "unknown") for j in seen[-1]["jobs"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train"]["sum"] == 3.0 and metrics["train"]["size"] == 2  # a real 2-rank allreduce
+    assert (run / "stages" / "train" / "model.json").is_file()
+    logs = cli(env, "logs", str(run), "--stage", "train").stdout
+    assert "==>" in logs
+
+
+def test_cancel_stops_a_running_launch_and_keeps_outputs(slurm: dict, site: str, tmp_path: Path) -> None:
+    env = slurm["env"]
+    run = tmp_path / "run"
+    cli(env, "launch", "--site", site, TINY, "--mode", "batch", "--profile", "slow", "--run-dir", str(run),
+        "--time", "00:10:00")
+    wait(env, run, lambda st: st["stages"].get("prepare", {}).get("state") == "done"
+         and st["stages"].get("train", {}).get("state") == "running", timeout=180)
+    out = cli(env, "cancel", str(run)).stdout
+    assert "cancelled jobs:" in out
+    st = wait(env, run, lambda s: all(j["state"] in ("cancelled", "failed", "done", "unknown") for j in s["jobs"]),
+              timeout=60)[-1]
+    train_job = next(j for j in st["jobs"] if j["key"] == "train")
+    assert train_job["state"] in ("cancelled", "unknown")
+    assert (run / "stages" / "prepare" / "_done.json").is_file()  # finished outputs stay
+    assert (run / "stages" / "prepare" / "data.json").is_file()
+    assert not (run / "stages" / "train" / "_done.json").exists()
+    time.sleep(3)
+    q = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=env).stdout.split()
+    assert train_job["job_id"] not in q
