@@ -52,6 +52,12 @@ def run_status(run: str | Path) -> dict[str, Any]:
     if record:
         states = job_states(record)
         jobs = [{"key": j["key"], "job_id": j["job_id"], "state": states.get(j["job_id"], UNKNOWN)} for j in record["jobs"]]
+        stages = status.get("stages", {})
+        for j in jobs:  # the scheduler forgets finished jobs after a while: fall back to the runtime's view
+            if j["state"] == UNKNOWN:
+                known = status.get("run") if j["key"] == "pilot" else stages.get(j["key"], {}).get("state")
+                if known in ("done", "failed"):
+                    j["state"] = known
         if record.get("cancelled"):
             for j in jobs:
                 if j["state"] in ("unknown", "queued", "running"):
