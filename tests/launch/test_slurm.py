@@ -101,3 +101,19 @@ def test_cancel_stops_a_running_launch_and_keeps_outputs(slurm: dict, site: str,
     time.sleep(3)
     q = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=env).stdout.split()
     assert train_job["job_id"] not in q
+
+
+DEMO = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
+
+
+@pytest.mark.skipif(not DEMO.is_file(), reason="pipelines/demo.yaml is not in this checkout yet")
+@pytest.mark.parametrize("mode", ["batch", "pilot"])
+def test_demo_small_profile(slurm: dict, tmp_path: Path, mode: str) -> None:
+    """The shipped demo pipeline (small profile) through `launch --site local-slurm`."""
+    env = slurm["env"]
+    run = tmp_path / "run"
+    cli(env, "launch", "--site", "local-slurm", str(DEMO), "--profile", "small", "--mode", mode,
+        "--run-dir", str(run), "--time", "00:30:00")
+    seen = wait(env, run, finished, timeout=900)
+    assert seen[-1]["run"] == "done", cli(env, "logs", str(run), "--tail", "30", check=False).stdout[-4000:]
+    assert all(s["state"] == "done" for s in seen[-1]["stages"].values())
