@@ -64,11 +64,14 @@ def check(site: str) -> None:
 
     s = load_site(site)
     console = Console()
-    console.print(f"[green]valid[/]: {s.name} ({s.scheduler}, {s.launcher}, {s.container.runtime})")
+    from deeprc.sites.probe import on_this_site
+
+    where = "this host is on the site" if on_this_site(s) else "this host is not on the site: missing items are expected"
+    console.print(f"[green]valid[/]: {s.name} ({s.scheduler}, {s.launcher}, {s.container.runtime}); {where}")
     bad = 0
     for item, ok, detail in probe(s):
-        mark = "[green]ok[/]" if ok else ("[yellow]missing[/]" if ok is None else "[red]fail[/]")
+        word, style = ("ok", "green") if ok else (("missing", "yellow") if ok is None else ("FAIL", "red"))
         bad += ok is False
-        console.print(f"  {mark:<20} {item}: {detail}")
+        console.print(f"  [{style}]{word:<8}[/] {item}: {detail}", highlight=False, soft_wrap=True)
     if bad:
         raise SystemExit(1)

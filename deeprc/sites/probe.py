@@ -16,9 +16,20 @@ _RUNTIME_CMD = {"apptainer": "apptainer", "singularity": "singularity", "podman-
                 "docker": "docker", "shifter": "shifter"}
 
 
+def on_this_site(site: Site) -> bool:
+    """This host matches the site's hostname patterns (or, without patterns, has its scheduler)."""
+    import fnmatch
+    import socket
+
+    if site.hostnames:
+        names = {socket.gethostname(), socket.getfqdn()}
+        return any(fnmatch.fnmatch(h, p) for h in names for p in site.hostnames)
+    return site.scheduler == "local" or bool(shutil.which(_SCHED_CMDS[site.scheduler][0]))
+
+
 def probe(site: Site) -> Iterator[tuple[str, bool | None, str]]:
     """(item, ok, detail) rows; ok None means 'not on this host' (expected off-site), False a real failure."""
-    on_site = site.scheduler == "local" or bool(shutil.which(_SCHED_CMDS[site.scheduler][0]))
+    on_site = on_this_site(site)
     for cmd in _SCHED_CMDS[site.scheduler]:
         path = shutil.which(cmd)
         yield f"scheduler command {cmd}", bool(path) or None, path or "not on PATH (not on this site?)"

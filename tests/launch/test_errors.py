@@ -84,3 +84,6 @@ def test_sites_check_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert "gpu_vendor: amd" in out and '"resource_manager": "SLURM"' in out
     main(["sites", "check", "local"])
     assert "launcher mpiexec" in capsys.readouterr().out
+    main(["sites", "check", "frontier"])  # off-site: what is absent here is 'missing', not a failure
+    out = capsys.readouterr().out
+    assert "not on the site" in out and "FAIL" not in out
