@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/comm.py --ranks 2 [--max-mib 64] [--json out.json]
 
 Starts the ranks itself with mpiexec (this file is also the rank program). Reports the
-median time per allreduce of float32 buffers from 8 B to 64 MiB, bandwidth, the cost of
+median (and best-of-reps) time per allreduce of float32 buffers from 8 B to 64 MiB, bandwidth, the cost of
 the abstraction (targets: <= 5 % bandwidth at >= 1 MiB, <= 20 us latency at 8 B) and the
 bootstrap time of ``deeprc.comm.init`` for 2 and 4 ranks.
 """
@@ -51,11 +51,7 @@ def rank_bench(max_bytes: int, reps: int) -> None:
     endpoint = world.bcast(("127.0.0.1", free_port()) if world.rank == 0 else None)
     dist.init_process_group("gloo", init_method=f"tcp://{endpoint[0]}:{endpoint[1]}", rank=world.rank,
                             world_size=world.size)
-    sizes = []
-    s = 8
-    while s <= max_bytes:
-        sizes.append(s)
-        s *= 8
+    sizes = [b for b in (8, 64, 512, 4096, 32768, 2**18, 2**20, 2**23, 2**26) if b <= max_bytes]
     rows = []
     for nbytes in sizes:
         n = max(1, nbytes // 4)
@@ -66,8 +62,10 @@ def rank_bench(max_bytes: int, reps: int) -> None:
         impls = {
             "raw mpi4py": lambda: world.Allreduce(a, b, MPI.SUM),
             "deeprc mpi": lambda: dmpi.allreduce(a),
+            "deeprc mpi out=": lambda: dmpi.allreduce(a, out=b),
             "raw torch gloo": lambda: dist.all_reduce(t),
             "deeprc gloo": lambda: dgloo.allreduce(t),
+            "deeprc gloo out=": lambda: dgloo.allreduce(t, out=t),
         }
         for fn in impls.values():  # warm up
             fn()
@@ -75,10 +73,39 @@ def rank_bench(max_bytes: int, reps: int) -> None:
         for _ in range(reps):  # interleave so every implementation sees the same machine load
             for name, fn in impls.items():
                 samples[name] += _median_time(fn, iters, 1, world.Barrier)
-        times = {k: world.allreduce(statistics.median(v), op=MPI.MAX) for k, v in samples.items()}  # slowest rank
-        rows.append({"bytes": nbytes, "iters": iters, "seconds": times})
+        # per implementation: the slowest rank's median and best-of-reps time per call
+        times = {k: world.allreduce(statistics.median(v), op=MPI.MAX) for k, v in samples.items()}
+        best = {k: world.allreduce(min(v), op=MPI.MAX) for k, v in samples.items()}
+        rows.append({"bytes": nbytes, "iters": iters, "seconds": times, "best_seconds": best})
     if world.rank == 0:
         print(MARK + json.dumps({"kind": "allreduce", "ranks": world.size, "rows": rows}), flush=True)
+    dist.destroy_process_group()
+
+
+def rank_overhead(reps: int) -> None:
+    """Per-call software cost at 8 B on one rank (no peer to wait for: only the call path counts)."""
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+    from mpi4py import MPI
+
+    import deeprc.comm as dc
+    from deeprc.comm.rendezvous import free_port
+
+    world = MPI.COMM_WORLD
+    dmpi, dgloo = dc.init("mpi"), dc.init("gloo")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    a, b, t = np.ones(2, np.float32), np.empty(2, np.float32), torch.ones(2)
+    impls = {
+        "raw mpi4py": lambda: world.Allreduce(a, b, MPI.SUM),
+        "deeprc mpi": lambda: dmpi.allreduce(a),
+        "deeprc mpi out=": lambda: dmpi.allreduce(a, out=b),
+        "raw torch gloo": lambda: dist.all_reduce(t),
+        "deeprc gloo": lambda: dgloo.allreduce(t),
+        "deeprc gloo out=": lambda: dgloo.allreduce(t, out=t),
+    }
+    best = {k: min(_median_time(fn, 2000, max(reps, 10), lambda: None)) for k, fn in impls.items()}
+    print(MARK + json.dumps({"kind": "overhead", "seconds": best}), flush=True)
     dist.destroy_process_group()
 
 
@@ -124,6 +151,36 @@ def human(n: int) -> str:
     return f"{n} B"
 
 
+def _allreduce_table(console, res: dict, estimator: str) -> dict:
+    from rich.table import Table
+
+    label = "median of reps" if estimator == "seconds" else "best of reps"
+    verdict: dict = {}
+    table = Table(title=f"allreduce float32 sum, {res['ranks']} ranks ({label}, time per call, slowest rank)")
+    for col in ("size", "raw mpi4py", "deeprc mpi", "cost", "ratio", "out= ratio",
+                "raw torch gloo", "deeprc gloo", "cost", "ratio", "out= ratio"):
+        table.add_column(col, justify="right")
+    for row in res["rows"]:
+        s = row[estimator]
+        cells = [human(row["bytes"])]
+        for raw, ours in (("raw mpi4py", "deeprc mpi"), ("raw torch gloo", "deeprc gloo")):
+            bw = lambda sec: row["bytes"] / sec / 2**20  # noqa: E731 - MiB/s
+            cost_us = (s[ours] - s[raw]) * 1e6
+            ratio = s[raw] / s[ours]
+            into = s[raw] / s[ours + " out="]
+            cells += [f"{s[raw] * 1e6:.1f} us {bw(s[raw]):.0f} MiB/s", f"{s[ours] * 1e6:.1f} us {bw(s[ours]):.0f} MiB/s",
+                      f"{cost_us:+.1f} us", f"{ratio:.3f}", f"{into:.3f}"]
+            if row["bytes"] == 8:
+                verdict[f"{ours} latency cost at 8 B, {label} (us)"] = round(cost_us, 2)
+            if row["bytes"] >= 2**20:
+                for name, value in ((ours, ratio), (ours + " out=", into)):
+                    key = f"{name} worst bandwidth ratio at >= 1 MiB, {label}"
+                    verdict[key] = round(min(verdict.get(key, 9e9), value), 4)
+        table.add_row(*cells)
+    console.print(table)
+    return verdict
+
+
 def report(results: list[dict]) -> dict:
     from rich.console import Console
     from rich.table import Table
@@ -131,28 +188,21 @@ def report(results: list[dict]) -> dict:
     console = Console(width=220)
     verdict: dict = {}
     for res in results:
-        if res["kind"] != "allreduce":
-            continue
-        table = Table(title=f"allreduce float32 sum, {res['ranks']} ranks (median per call, slowest rank)")
-        for col in ("size", "raw mpi4py", "deeprc mpi", "cost", "bw ratio", "raw torch gloo", "deeprc gloo",
-                    "cost", "bw ratio"):
-            table.add_column(col, justify="right")
-        for row in res["rows"]:
-            s = row["seconds"]
-            cells = [human(row["bytes"])]
-            for raw, ours in (("raw mpi4py", "deeprc mpi"), ("raw torch gloo", "deeprc gloo")):
-                bw = lambda sec: row["bytes"] / sec / 2**20  # noqa: E731 - MiB/s
-                cost_us = (s[ours] - s[raw]) * 1e6
-                ratio = s[raw] / s[ours]
-                cells += [f"{s[raw] * 1e6:.1f} us {bw(s[raw]):.0f} MiB/s", f"{s[ours] * 1e6:.1f} us {bw(s[ours]):.0f} MiB/s",
-                          f"{cost_us:+.1f} us", f"{ratio:.3f}"]
-                if row["bytes"] == 8:
-                    verdict[f"{ours} latency cost at 8 B (us)"] = round(cost_us, 2)
-                if row["bytes"] >= 2**20:
-                    key = f"{ours} worst bandwidth ratio at >= 1 MiB"
-                    verdict[key] = round(min(verdict.get(key, 9e9), ratio), 4)
-            table.add_row(*cells)
-        console.print(table)
+        if res["kind"] == "allreduce":
+            for estimator in ("seconds", "best_seconds"):
+                verdict.update(_allreduce_table(console, res, estimator))
+    for res in results:
+        if res["kind"] == "overhead":
+            s = res["seconds"]
+            over = Table(title="per-call software cost at 8 B on 1 rank (best of reps; no peer wait)")
+            for col in ("implementation", "us per call", "cost vs raw (us)"):
+                over.add_column(col, justify="right")
+            for name, sec in s.items():
+                raw = s["raw mpi4py"] if "mpi" in name else s["raw torch gloo"]
+                over.add_row(name, f"{sec * 1e6:.2f}", "" if name.startswith("raw") else f"{(sec - raw) * 1e6:+.2f}")
+                if not name.startswith("raw"):
+                    verdict[f"{name} latency cost at 8 B, 1-rank call path (us)"] = round((sec - raw) * 1e6, 2)
+            console.print(over)
     boot = Table(title="bootstrap: deeprc.comm.init() (slowest rank), launcher wall time")
     for col in ("backend", "ranks", "init s", "import s (deeprc.comm, torch)", "mpiexec wall s"):
         boot.add_column(col, justify="right")
@@ -187,6 +237,8 @@ def main() -> None:
     if a.rank_mode:
         if a.what == "allreduce":
             rank_bench(int(a.max_mib * 2**20), a.reps)
+        elif a.what == "overhead":
+            rank_overhead(a.reps)
         else:
             rank_bootstrap(a.what)
         return
@@ -196,6 +248,8 @@ def main() -> None:
     results = []
     with console.status(f"allreduce sweep on {a.ranks} ranks..."):
         results += launch(a.ranks, ["--what", "allreduce", "--max-mib", str(a.max_mib), "--reps", str(a.reps)])
+    with console.status("per-call overhead on one rank..."):
+        results += launch(1, ["--what", "overhead", "--reps", str(a.reps)])
     for n in [int(x) for x in a.bootstrap_ranks.split(",") if x]:
         for backend in ("mpi", "gloo"):
             with console.status(f"bootstrap {backend} on {n} ranks..."):

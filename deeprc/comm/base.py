@@ -19,6 +19,27 @@ def check_op(op: str) -> str:
     return op
 
 
+def check_out(x: Any, out: Any, op: str) -> None:
+    """``out`` must match x in type, shape and dtype (and be floating point for a mean)."""
+    same = type(out) is type(x) and tuple(out.shape) == tuple(x.shape) and out.dtype == x.dtype
+    if is_torch_tensor(x):
+        same = same and out.device == x.device and out.is_contiguous()
+        floating = out.is_floating_point()
+    else:
+        same = same and getattr(out, "flags", None) is not None and out.flags.c_contiguous
+        floating = getattr(out, "dtype", None) is not None and out.dtype.kind in "fc"
+    if not same:
+        raise DeepRCError(
+            f"deeprc.comm allreduce: out= must be a contiguous {type(x).__name__} with x's shape and dtype "
+            f"(and device). Fix: pass out=x to reduce in place, or leave out unset to get a new result."
+        )
+    if op == "mean" and not floating:
+        raise DeepRCError(
+            "deeprc.comm allreduce: op='mean' into an integer out= cannot hold the result. Fix: leave out "
+            "unset (an integer mean comes back as floating point) or reduce a floating-point array."
+        )
+
+
 def is_torch_tensor(x: Any) -> bool:
     """True for a torch.Tensor without importing torch when it is not loaded."""
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
@@ -64,10 +85,12 @@ class Communicator(ABC):
         """Every rank's object as a list, on every rank."""
 
     @abstractmethod
-    def allreduce(self, x: Any, op: str = "sum") -> Any:
+    def allreduce(self, x: Any, op: str = "sum", out: Any = None) -> Any:
         """Element-wise reduction of a numpy array, torch tensor or number; same type back.
 
-        ``mean`` of an integer array comes back as floating point.
+        ``mean`` of an integer array comes back as floating point. ``out``: an array/tensor
+        of x's type, shape and dtype to reduce into and return (``out=x`` reduces in place,
+        with no copy or allocation: the hot path for big buffers).
         """
 
     @abstractmethod

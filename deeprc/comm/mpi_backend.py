@@ -18,10 +18,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from deeprc.comm.arrays import mean_of, to_host
-from deeprc.comm.base import Communicator, check_op
+from deeprc.comm.base import Communicator, check_op, check_out, is_torch_tensor
 from deeprc.comm.timeouts import dead_rank_message
 from deeprc.errors import DeepRCError
 
+_NO_NUMPY = {"torch.bfloat16", "torch.float16"}
 _SPIN = 200  # Test() calls before yielding the CPU
 _failed = False
 
@@ -55,6 +56,7 @@ class MPICommunicator(Communicator):
         self._ops = {"sum": MPI.SUM, "min": MPI.MIN, "max": MPI.MAX, "mean": MPI.SUM}
         self._i64 = MPI.INT64_T
         self._byte = MPI.BYTE
+        self._in_place = MPI.IN_PLACE
         self._layout()
 
     def _layout(self) -> None:
@@ -97,14 +99,32 @@ class MPICommunicator(Communicator):
     def barrier(self) -> None:
         self._wait(self.mpi.Ibarrier(), "barrier")
 
-    def allreduce(self, x: Any, op: str = "sum") -> Any:
+    def allreduce(self, x: Any, op: str = "sum", out: Any = None) -> Any:
         mop = self._ops.get(op) or self._ops[check_op(op)]
+        if out is not None:
+            return self._allreduce_into(x, op, mop, out)
         arr, back = to_host(x)
         out = np.empty_like(arr)
         self._wait(self.mpi.Iallreduce(arr, out, mop), f"allreduce({op})")
         if op == "mean":
             out = mean_of(out, self.size)
         return back(out)
+
+    def _allreduce_into(self, x: Any, op: str, mop: Any, out: Any) -> Any:
+        check_out(x, out, op)
+        if is_torch_tensor(out):
+            if out.device.type != "cpu" or str(out.dtype) in _NO_NUMPY:
+                res = self.allreduce(x, op)
+                out.copy_(res)
+                return out
+            xa, oa = x.detach().numpy(), out.detach().numpy()
+        else:
+            xa, oa = x, out
+        send = self._in_place if x is out else (xa if xa.flags.c_contiguous else np.ascontiguousarray(xa))
+        self._wait(self.mpi.Iallreduce(send, oa, mop), f"allreduce({op})")
+        if op == "mean":
+            oa /= self.size
+        return out
 
     def bcast(self, obj: Any, root: int = 0) -> Any:
         self._check_root(root)

@@ -67,6 +67,25 @@ def checks(comm: Any) -> list[tuple[str, Callable[[], tuple[Any, Any]]]]:
         for op in ("sum", "min", "max", "mean"):
             out.append((f"allreduce {op} {kind} {dtype}", reduce_check(op, dtype, kind)))
 
+    def into_check(kind: str) -> Callable[[], tuple[Any, Any]]:
+        def run() -> tuple[Any, Any]:
+            mine = _data(r, "float32")
+            expected = np.stack([_data(i, "float32") for i in range(n)]).sum(axis=0)
+            if kind == "torch":
+                import torch
+
+                t = torch.from_numpy(mine.copy())
+                got = comm.allreduce(t, out=t)
+                assert got is t, "out= did not return the out tensor"
+                return t.numpy(), expected
+            got = comm.allreduce(mine, out=mine)
+            assert got is mine, "out= did not return the out array"
+            return mine, expected
+
+        return run
+
+    out.append(("allreduce in-place sum numpy float32", into_check("numpy")))
+    out.append(("allreduce in-place sum torch float32", into_check("torch")))
     out.append((
         "alltoallv",
         lambda: (comm.alltoallv([_payload(r, d) for d in range(n)]), [_payload(s, r) for s in range(n)]),

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from deeprc.comm.base import Communicator, check_op, is_torch_tensor
+from deeprc.comm.base import Communicator, check_op, check_out, is_torch_tensor
 from deeprc.comm.launchenv import LaunchEnv, in_raptor
 from deeprc.comm.rendezvous import agree_endpoint, make_store, next_generation
 from deeprc.comm.timeouts import dead_rank_message
@@ -105,8 +105,21 @@ class TorchCommunicator(Communicator):
         t = torch.zeros(1)
         self._run(lambda: self.obj_pg.allreduce([t]), "barrier")
 
-    def allreduce(self, x: Any, op: str = "sum") -> Any:
+    def allreduce(self, x: Any, op: str = "sum", out: Any = None) -> Any:
         rop = _OPS.get(op) or _OPS[check_op(op)]
+        if out is not None:
+            check_out(x, out, op)
+            t = torch.from_numpy(out) if type(out) is np.ndarray else out
+            if out is not x:
+                t.copy_(torch.from_numpy(x) if type(x) is np.ndarray else x)
+            if self.backend == "nccl" and t.device.type != "cuda":
+                res = self.allreduce(x, op)
+                t.copy_(torch.from_numpy(res) if type(res) is np.ndarray else res)
+                return out
+            self._run(lambda: self.pg.allreduce([t], rop), f"allreduce({op})")
+            if op == "mean":
+                t.div_(self.size)
+            return out
         if type(x) is np.ndarray:
             t = torch.from_numpy(np.array(x, copy=True, order="C"))
             kind = "numpy"

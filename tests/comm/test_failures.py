@@ -33,12 +33,12 @@ def _cli(args: list[str], env: dict[str, str]):
 def test_cli_comm_test_passes_and_fails_on_a_corrupted_reference(rank_env):
     ok = _cli(["--ranks", "2", "--backend", "gloo", "--timeout", "60"], rank_env)
     assert ok.rc == 0, ok.out + ok.err
-    assert "PASSED: 18 checks on 2 ranks" in ok.out
+    assert "PASSED: 20 checks on 2 ranks" in ok.out
     bad = _cli(["--ranks", "2", "--backend", "gloo", "--timeout", "60"],
                {**rank_env, "DEEPRC_SELFTEST_CORRUPT": "allreduce sum"})
     assert bad.rc != 0
     assert "FAIL" in bad.out and "allreduce sum numpy float64" in bad.out
-    assert "3 of 18 checks disagree" in bad.out  # sum on numpy float64, numpy int64 and torch
+    assert "3 of 20 checks disagree" in bad.out  # sum on numpy float64, numpy int64 and torch
 
 
 def test_cli_dry_run_and_bad_timeout(rank_env):

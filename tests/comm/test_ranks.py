@@ -12,7 +12,7 @@ from .conftest import SELFTEST, mpiexec, run, srun
 def test_mpiexec_selftest(rank_env, backend, ranks):
     r = run(mpiexec(ranks, [*SELFTEST, "--backend", backend, "--timeout", "60"]), rank_env)
     assert r.rc == 0, r.out + r.err
-    assert f"PASSED: 18 checks on {ranks} ranks" in r.out
+    assert f"PASSED: 20 checks on {ranks} ranks" in r.out
     assert f"backend {backend}, launcher mpiexec" in r.out
 
 
@@ -24,7 +24,7 @@ def test_srun_gloo_from_slurm_variables(slurm, ranks):
     env.pop("DEEPRC_COMM_TIMEOUT", None)
     r = run(srun(ranks, [*SELFTEST, "--backend", "gloo", "--timeout", "60"]), env)
     assert r.rc == 0, r.out + r.err
-    assert f"PASSED: 18 checks on {ranks} ranks" in r.out
+    assert f"PASSED: 20 checks on {ranks} ranks" in r.out
     assert "backend gloo, launcher srun" in r.out
 
 
