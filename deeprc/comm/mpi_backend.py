@@ -71,20 +71,27 @@ class MPICommunicator(Communicator):
 
     # -- progress ---------------------------------------------------------------------------
     def _wait(self, req: Any, op: str) -> None:
-        """Complete ``req`` or raise DeepRCError once ``timeout`` seconds pass."""
+        """Complete ``req`` or raise DeepRCError once ``timeout`` seconds pass.
+
+        Test() drives MPI's progress engine, so it is called back to back (yielding the CPU
+        between calls, as blocking MPI does when oversubscribed) for the first second; a
+        longer wait polls every millisecond until the deadline.
+        """
         test = req.Test
         for _ in range(_SPIN):
             if test():
                 return
-        deadline = time.monotonic() + self.timeout
-        pause = 0.0
+        start = time.monotonic()
+        relax, deadline = start + 1.0, start + self.timeout
+        yield_cpu = os.sched_yield
         while not test():
             now = time.monotonic()
+            if now < relax:
+                yield_cpu()
+                continue
             if now > deadline:
                 self._fail(op)
-            time.sleep(pause)
-            if pause < 2e-4:
-                pause += 1e-5
+            time.sleep(1e-3)
 
     def _fail(self, op: str) -> None:
         global _failed
