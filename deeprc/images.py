@@ -64,7 +64,12 @@ def load_recipe(context: Path) -> dict[str, Any]:
     unknown = sorted(set(data) - _RECIPE_KEYS)
     if unknown:
         raise config_error(path, unknown[0], "is not a recipe key", f"use only {sorted(_RECIPE_KEYS)}")
+    declared = set(data.get("args", {}))
     for i, step in enumerate(data.get("steps", [])):
+        for name in step.get("args", []):
+            if name not in declared:
+                raise config_error(path, f"steps[{i}].args", f"names '{name}', which is not under 'args'",
+                                   "add it to 'args' or remove it from the step")
         script = context / step.get("script", "")
         if not step.get("script") or not script.is_file():
             raise config_error(path, f"steps[{i}].script", f"'{step.get('script')}' is not a file", "point it at a script under containers/steps/")
@@ -117,9 +122,11 @@ def render(context: Path, recipe: dict[str, Any], variant: str, fmt: str, args: 
     env = {**recipe["env"], **spec.get("env", {})}
     steps = [
         {"name": s["name"], "script": s["script"], "paths": list(s.get("copy", [])), "inputs": bool(s.get("inputs")),
-         "run": f"sh /opt/deeprc/steps/{Path(s['script']).name}"}
+         "run": f"sh /opt/deeprc/steps/{Path(s['script']).name}", "args": list(s.get("args", []))}
         for s in recipe["steps"]
     ]
+    in_steps = {a for s in steps for a in s["args"]}
+    late = [a for a in args if a not in in_steps and a != "BASE_IMAGE"]  # used by labels only
     template_name = {"containerfile": "Containerfile.j2", "def": "apptainer.def.j2"}[fmt]
     loader = jinja2.FileSystemLoader(str(context / "containers"))
     jenv = jinja2.Environment(loader=loader, trim_blocks=True, lstrip_blocks=True,
@@ -128,7 +135,7 @@ def render(context: Path, recipe: dict[str, Any], variant: str, fmt: str, args: 
     if fmt == "def":  # Apptainer has no build arguments: values are rendered in
         labels = {k: expand(str(v), args) for k, v in labels.items()}
     return jenv.get_template(template_name).render(
-        variant=variant, args=args, labels=labels, env=env, steps=steps, user=recipe["user"],
+        variant=variant, args=args, late_args=late, labels=labels, env=env, steps=steps, user=recipe["user"],
         workdir=recipe["workdir"], entrypoint=recipe["entrypoint"], cmd=recipe["cmd"],
         tag=tag or default_tag(variant), recipe_path=recipe_path, bootstrap=bootstrap)
 
@@ -258,7 +265,7 @@ def plan_build(context: Path, variant: str, runtime: str, *, tag: str | None, ba
         overrides["PYCYLON_VERSION"] = cylon
     args = resolve_args(recipe, variant, overrides)
     tag = tag or default_tag(variant)
-    outdir = outdir or Path(".deeprc") / "build" / variant
+    outdir = outdir or Path(".deeprc") / "build" / re.sub(r"[^A-Za-z0-9_.-]+", "_", tag)
     if not outdir.is_absolute():
         outdir = Path.cwd() / outdir
     _ensure_private(outdir)

@@ -97,6 +97,22 @@ def test_containerfile_and_def_agree(rendered, recipe, variant):
     assert docker.entrypoint == ["deeprc-deploy"] and "deeprc-deploy" in sing.cmd
 
 
+def test_each_step_declares_the_arguments_its_script_reads(recipe, rendered):
+    """An ARG declared after the RUN that reads it would be empty there (the build would break)."""
+    text = rendered["cpu"][0].read_text()
+    declared: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("ARG "):
+            declared.add(line[4:].split("=")[0])
+        m = re.match(r"^RUN .*sh /opt/deeprc/steps/(\S+)$", line)
+        if m:
+            script = (REPO / "containers" / "steps" / m.group(1)).read_text()
+            if "pip-setup.sh" in script:
+                script += (REPO / "containers" / "steps" / "pip-setup.sh").read_text()
+            used = set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)", script)) & set(recipe["args"])
+            assert used <= declared, f"{m.group(1)} reads {sorted(used - declared)} before its ARG"
+
+
 def test_labels_name_every_component(recipe):
     labels = recipe["labels"]
     for component in ("torch", "tensorflow", "tf-keras", "mpi", "mpi4py", "python", "pycylon",
@@ -187,7 +203,7 @@ def test_dry_run_prints_exact_commands(tmp_path, monkeypatch):
         "--base", "localhost/debian:bookworm", "--build-arg", "MPI=mpich", "--build-arg", "MPI_VERSION=4.3.2",
         "--metadata", str(meta)])
     assert result.exit_code == 0, result.output
-    containerfile = tmp_path / ".deeprc" / "build" / "cpu" / "Containerfile"
+    containerfile = tmp_path / ".deeprc" / "build" / "localhost_deeprc_dry" / "Containerfile"
     expected = f"podman build -f {containerfile} -t localhost/deeprc:dry --network host {REPO}"
     assert expected in result.output
     text = containerfile.read_text()
@@ -204,13 +220,13 @@ def test_dry_run_apptainer_from_oci_archive(tmp_path, monkeypatch):
         "--runtime", "apptainer", "--dry-run", "--context", str(REPO), "--sif", str(sif), "--push",
         "--tag", "registry.example.org/deeprc:1"])
     assert result.exit_code == 0, result.output
-    archive = tmp_path / ".deeprc" / "build" / "cpu" / "deeprc-cpu.oci.tar"
+    archive = tmp_path / ".deeprc" / "build" / "registry.example.org_deeprc_1" / "deeprc-cpu.oci.tar"
     assert f"podman save --format oci-archive -o {archive} registry.example.org/deeprc:1" in result.output
     assert f"apptainer build --force {sif} oci-archive://{archive}" in result.output
     assert f"apptainer push {sif} oras://registry.example.org/deeprc:1" in result.output
     result = CliRunner().invoke(images.build, [
         "--runtime", "apptainer", "--dry-run", "--context", str(REPO), "--sif", str(sif), "--sif-from", "def"])
-    assert f"apptainer build --force {sif} {tmp_path / '.deeprc/build/cpu/deeprc.def'}" in result.output
+    assert f"apptainer build --force {sif} {tmp_path / '.deeprc/build/localhost_deeprc_0.1.0-cpu/deeprc.def'}" in result.output
 
 
 def test_metadata_round_trip_and_missing_variant(tmp_path):
@@ -242,7 +258,7 @@ def test_site_sets_runtime_image_variant_and_mpi(tmp_path, monkeypatch):
     result = CliRunner().invoke(images.build, ["--site", str(REPO / "site-configs" / "perlmutter.yaml"),
                                                "--dry-run", "--context", str(REPO)])
     assert result.exit_code == 0, result.output
-    containerfile = tmp_path / ".deeprc" / "build" / "cuda" / "Containerfile"
+    containerfile = tmp_path / ".deeprc" / "build" / "registry.nersc.gov_m0000_deeprc_latest" / "Containerfile"
     assert f"build -f {containerfile} -t registry.nersc.gov/m0000/deeprc:latest" in result.output
     text = containerfile.read_text()
     assert 'ARG MPI="mpich"' in text and 'ARG MPI_VERSION="4.3.2"' in text  # MPICH ABI for the hybrid model
