@@ -96,7 +96,7 @@ def worker_deeprc(rows: int, repeats: int) -> dict | None:
     pa.set_cpu_count(threads)
     left = DTable.from_arrow(side("left", rows, comm.rank, comm.size), comm)
     right = DTable.from_arrow(side("right", rows, comm.rank, comm.size), comm)
-    result: dict = {"engine": f"deeprc ({os.environ.get('DEEPRC_DATA_KERNEL', 'auto')} kernels)", "ranks": comm.size}
+    result: dict = {"engine": "deeprc/" + os.environ.get("DEEPRC_DATA_KERNEL", "auto"), "ranks": comm.size}
     for op, fn in (("join", lambda: left.join(right, on="key")), ("sort", lambda: left.sort("key"))):
         times, shuffles = [], []
         out = None
@@ -150,7 +150,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=120)
     me = [sys.executable, str(HERE), "--rows", str(args.rows), "--repeats", str(args.repeats)]
     results = []
     with console.status("") as status:

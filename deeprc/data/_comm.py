@@ -49,15 +49,21 @@ class SingleComm:
         """Nothing to release."""
 
 
+_DEFAULT: list[Any] = []
+
+
 def resolve_comm(comm: Any | None) -> Any:
-    """`comm` itself, or `deeprc.comm.init()` when None (a one-rank communicator if that is absent)."""
+    """`comm` itself, or this process's default `deeprc.comm.init()` when None (made once)."""
     if comm is not None:
         return comm
-    try:
-        from deeprc.comm import init  # type: ignore[attr-defined]
-    except ImportError:
-        return SingleComm()
-    return init()
+    if not _DEFAULT:
+        try:
+            from deeprc.comm import init
+        except ImportError:  # a build without the communicator package: one rank
+            _DEFAULT.append(SingleComm())
+        else:
+            _DEFAULT.append(init())
+    return _DEFAULT[0]
 
 
 def collective(comm: Any, fn: Callable[[], T]) -> T:

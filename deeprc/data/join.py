@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.types as pat
 
 from deeprc.data.kernels import JOIN_TYPES, local_join
-from deeprc.data.shuffle import hash_shuffle
+from deeprc.data.shuffle import hash_shuffle_many
 from deeprc.errors import DeepRCError, config_error
 
 
@@ -64,5 +64,5 @@ def distributed_join(comm: Any, left: pa.Table, right: pa.Table, on: Sequence[st
         raise DeepRCError(f"join how='{how}' is not supported. Fix: use one of {', '.join(JOIN_TYPES)}.")
     types = check_keys(left.schema, right.schema, on, left_src, right_src)
     left, right = _cast_keys(left, on, types), _cast_keys(right, on, types)
-    left, right = hash_shuffle(comm, left, on), hash_shuffle(comm, right, on)
+    left, right = hash_shuffle_many(comm, [left, right], on)
     return local_join(left, right, on, how, suffixes)

@@ -81,6 +81,56 @@ def exchange(comm: Any, pieces: list[pa.Table], schema: pa.Schema) -> pa.Table:
     return out
 
 
+def _pack(tables: list[pa.Table]) -> bytes:
+    """Several tables as one message: a count, the lengths of their IPC streams, then the streams."""
+    sink = pa.BufferOutputStream()
+    lengths = []
+    for table in tables:
+        start = sink.tell()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        lengths.append(sink.tell() - start)
+    header = np.array([len(tables)] + lengths, dtype="<i8").tobytes()
+    return b"".join([header, memoryview(sink.getvalue())])  # the one copy into the message
+
+
+def _unpack(message: bytes) -> list[memoryview]:
+    view = memoryview(message)
+    count = int(np.frombuffer(view[:8], dtype="<i8")[0])
+    lengths = np.frombuffer(view[8 : 8 * (count + 1)], dtype="<i8").tolist()
+    out, offset = [], 8 * (count + 1)
+    for n in lengths:
+        out.append(view[offset : offset + n])
+        offset += n
+    return out
+
+
+def exchange_many(comm: Any, piece_lists: list[list[pa.Table]], schemas: list[pa.Schema]) -> list[pa.Table]:
+    """Like :func:`exchange` for several tables at once, in a single alltoallv."""
+    if comm.size == 1:
+        return [pieces[0] for pieces in piece_lists]
+    start = time.perf_counter()
+    messages = [_pack([pieces[dest] for pieces in piece_lists]) for dest in range(comm.size)]
+    received = [_unpack(m) for m in comm.alltoallv(messages)]
+    outs = []
+    for j, schema in enumerate(schemas):
+        tables = [from_bytes(parts[j]) for parts in received]
+        tables = [t if t.schema.equals(schema) else t.cast(schema) for t in tables]
+        outs.append(pa.concat_tables(tables))
+    TIMINGS["exchange_s"] += time.perf_counter() - start
+    return outs
+
+
+def hash_shuffle_many(comm: Any, tables: list[pa.Table], keys: Sequence[str]) -> list[pa.Table]:
+    """Hash-repartition several tables on the same keys with one exchange (e.g. both sides of a join)."""
+    if comm.size == 1:
+        return list(tables)
+    start = time.perf_counter()
+    piece_lists = [split_by_destination(t, destinations(t, keys, comm.size), comm.size) for t in tables]
+    TIMINGS["partition_s"] += time.perf_counter() - start
+    return exchange_many(comm, piece_lists, [t.schema for t in tables])
+
+
 def hash_shuffle(comm: Any, table: pa.Table, keys: Sequence[str]) -> pa.Table:
     """Repartition so that all rows with equal keys end up on the same rank."""
     if comm.size == 1:

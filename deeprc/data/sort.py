@@ -72,7 +72,11 @@ def choose_splitters(comm: Any, keys: pa.Table, ascending: Sequence[bool]) -> li
 
 
 def distributed_sort(comm: Any, table: pa.Table, by: Sequence[str], ascending: Sequence[bool]) -> pa.Table:
-    """Sort globally: rank r ends up with rows that all come after rank r-1's and before rank r+1's."""
+    """Sort globally: rank r ends up with rows that all come after rank r-1's and before rank r+1's.
+
+    Rows equal to a splitter all go to one rank, so a heavily repeated key makes that rank large;
+    call `DTable.rebalance()` afterwards when even partitions matter more than key locality.
+    """
     table = local_sort(table, by, ascending)
     if comm.size == 1:
         return table
