@@ -18,7 +18,7 @@ MODELS = ("NBEATS", "NHITS", "LSTM", "GRU", "TCN", "DeepAR", "PatchTST", "TimesN
           "FEDformer", "VanillaTransformer", "iTransformer")
 # stage parameters that are ours, not model keyword arguments
 OWN_PARAMS = {"model", "models", "horizon", "input_size", "max_steps", "batch_size", "dataset", "freq",
-              "seed", "resume", "plot_series", "scaler_type"}
+              "seed", "resume", "plot_series", "scaler_type", "threads"}
 
 
 def model_class(name: str) -> type:
@@ -142,11 +142,11 @@ def score(pred: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, season: i
     return pd.DataFrame(rows)
 
 
-def set_threads(comm: Any) -> None:
-    """Split this node's cores between its ranks."""
+def set_threads(threads: int) -> None:
+    """Intra-op threads per rank (1 by default: tiny models lose more to thread waits on busy cores)."""
     import torch
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, getattr(comm, "local_size", 1))))
+    torch.set_num_threads(max(1, threads))
 
 
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:

@@ -74,16 +74,15 @@ def tf_config(comm: Any) -> dict:
 
 
 def fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, *, arch: str, units: int,
-                epochs: int, batch_size: int, lr: float, seed: int, comm: Any,
+                epochs: int, batch_size: int, lr: float, seed: int, comm: Any, threads: int = 1,
                 progress: Callable[[int, float], None] | None = None) -> tuple[np.ndarray, list[float]]:
     """Train on (x_train, y_train), data-parallel over `comm` when it has several ranks; predict x_eval."""
     if comm.size > 1 and "TF_CONFIG" not in os.environ:
         os.environ["TF_CONFIG"] = json.dumps(tf_config(comm))
     import tensorflow as tf
 
-    threads = max(1, (os.cpu_count() or 1) // max(1, getattr(comm, "local_size", 1)))
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, threads))
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass  # already initialised in this process

@@ -102,7 +102,7 @@ def train_forecast(ctx: StageContext) -> dict:
         raise DeepRCError(f"stage '{ctx.name}' parameter 'horizon' is {horizon} but the upstream test set holds "
                           f"{int(test.groupby('unique_id').size().max())} points per series. Fix: use the same "
                           "horizon in the preparation and training stages.")
-    fc.set_threads(ctx.comm)
+    fc.set_threads(param(ctx, "threads", 1, int))
     n_series = int(train["unique_id"].nunique())
     models = [fc.make_model(n, horizon=horizon, input_size=input_size, max_steps=max_steps, batch_size=batch_size,
                             seed=seed, n_series=n_series, comm=ctx.comm, extra=extra,
@@ -265,6 +265,7 @@ def train_hydrology(ctx: StageContext) -> dict:
     with progress(epochs, f"{arch} epochs", ctx.rank == 0, ctx.log) as update:
         sim, losses = hy.fit_predict(x_train, y_train, x_eval, arch=arch, units=units, epochs=epochs,
                                      batch_size=batch_size, lr=lr, seed=seed, comm=ctx.comm,
+                                     threads=param(ctx, "threads", 1, int),
                                      progress=lambda e, loss: update(e, f"loss {loss:.4f}"))
     seconds = time.perf_counter() - started
     if ctx.rank != 0:

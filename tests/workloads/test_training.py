@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -36,8 +37,9 @@ def test_forecast_resumes_from_checkpoint(forecast_run, make_ctx):
     run, ctx, metrics = forecast_run
     again = stages.train_forecast(make_ctx(run, ctx.name, ctx.params, ctx.inputs))
     assert again["resumed"] is True and again["MAE"] == pytest.approx(metrics["MAE"], rel=1e-5)
-    changed = dict(ctx.params, max_steps=2)  # another config must not reuse the checkpoint
-    third = stages.train_forecast(make_ctx(run, ctx.name, changed, ctx.inputs))
+    shutil.copytree(ctx.outdir, run / "train_changed")  # same checkpoint, another config: must not reuse it
+    changed = dict(ctx.params, max_steps=2)
+    third = stages.train_forecast(make_ctx(run, "train_changed", changed, ctx.inputs))
     assert third["resumed"] is False and third["MAE"] != pytest.approx(metrics["MAE"], rel=1e-3)
 
 
