@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from deeprc.cloud.keys import KeyPair, generate_keypair, load_keypair, redact, write_secret
-from deeprc.cloud.launch import render_launch
+from deeprc.cloud.keys import KeyPair, generate_keypair, gzip_bytes, load_keypair, redact, write_gzip_secret, write_secret
+from deeprc.cloud.launch import AWS_USER_DATA_LIMIT, render_launch
 from deeprc.cloud.plan import make_plan, parse_hosts
 from deeprc.cloud.render import render_script, render_user_data
+from deeprc.errors import DeepRCError
 
 
 @click.command(name="bootstrap")
@@ -58,6 +59,12 @@ def bootstrap(site_name: str, nodes: int | None, hosts: str | None, pipeline: st
     script = render_script(plan)
     user_data = render_user_data(script)
     out = Path(out_dir)
+    gz_size = len(gzip_bytes(user_data))
+    if site.cloud.provider == "aws" and gz_size > AWS_USER_DATA_LIMIT:
+        raise DeepRCError(
+            f"bootstrap: the user-data for site '{site.name}' is {gz_size} bytes gzip'd, above EC2's 16 KB limit. "
+            "Fix: shorten the site's environment and package lists, or run bootstrap.sh over ssh instead of as user-data."
+        )
     launch = render_launch(site, pipeline, n, out / "user-data.yaml")
     if dry_run:
         click.echo(f"# {out / 'user-data.yaml'}")
@@ -67,9 +74,10 @@ def bootstrap(site_name: str, nodes: int | None, hosts: str | None, pipeline: st
         return
     out.mkdir(parents=True, exist_ok=True)
     write_secret(out / "user-data.yaml", user_data)
+    write_gzip_secret(out / "user-data.yaml.gz", user_data)
     write_secret(out / "bootstrap.sh", script)
     os.chmod(out / "bootstrap.sh", 0o700)
-    written = ["user-data.yaml (0600)", "bootstrap.sh (0700)"]
+    written = ["user-data.yaml (0600)", "user-data.yaml.gz (0600, for EC2's 16 KB limit)", "bootstrap.sh (0700)"]
     if keys is not None:
         if not ssh_key:
             write_secret(out / "cluster_key", keys.private)

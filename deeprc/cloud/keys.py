@@ -76,6 +76,23 @@ def write_secret(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
+def gzip_bytes(text: str) -> bytes:
+    """`text` gzip'd reproducibly (no timestamp), as cloud-init accepts compressed user-data."""
+    import gzip
+
+    return gzip.compress(text.encode(), compresslevel=9, mtime=0)
+
+
+def write_gzip_secret(path: Path, text: str) -> None:
+    """:func:`write_secret` for the gzip'd copy of `text`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(gzip_bytes(text))
+
+
 def redact(text: str, keys: KeyPair | None) -> str:
     """`text` with the private key (and any OpenSSH private key block) replaced."""
     if keys is not None and keys.private.strip():

@@ -16,6 +16,8 @@ from deeprc.cloud.plan import cloud_site
 from deeprc.errors import DeepRCError
 
 DEFAULT_USER_DATA = Path("deeprc-bootstrap") / "user-data.yaml"
+# EC2 takes at most 16 KB of user-data: AWS gets the gzip'd copy (cloud-init reads it as is).
+AWS_USER_DATA_LIMIT = 16 * 1024
 # Public, documented defaults when the site names no machine image.
 AWS_GPU_AMI = "resolve:ssm:/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 AWS_CPU_AMI = "resolve:ssm:/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
@@ -87,7 +89,9 @@ def aws_command(site: Any, pipeline: Any, nodes: int, user_data: Path) -> list[s
     if pipeline_name(pipeline):
         tags.append({"Key": "deeprc-pipeline", "Value": str(pipeline_name(pipeline))})
     cmd += ["--tag-specifications", json.dumps([{"ResourceType": "instance", "Tags": tags}], separators=(",", ":"))]
-    cmd += ["--user-data", f"file://{user_data}"]
+    if user_data.suffix != ".gz":
+        user_data = user_data.with_name(user_data.name + ".gz")
+    cmd += ["--user-data", f"fileb://{user_data}"]
     return cmd
 
 
@@ -136,7 +140,8 @@ def render_launch(site: Any, pipeline: Any, nodes: int, user_data: str | Path | 
     """The exact cloud CLI command (one shell line) that starts `nodes` VMs of `site`.
 
     `site` is a loaded cloud site (`deeprc.sites.load_site`) or its name; `user_data` is the
-    file `deeprc-deploy bootstrap --out DIR` writes (default deeprc-bootstrap/user-data.yaml).
+    file `deeprc-deploy bootstrap --out DIR` writes (default deeprc-bootstrap/user-data.yaml;
+    AWS gets its gzip'd copy user-data.yaml.gz, since EC2 accepts at most 16 KB).
     :func:`launch_argv` gives the same command as a list.
     """
     return shlex.join(launch_argv(site, pipeline, nodes, user_data))

@@ -42,6 +42,7 @@ class BootstrapPlan:
     gloo_ifname: str
     fabric_env: dict[str, str] = field(default_factory=dict)
     peer_timeout: int = 600
+    pipeline_text: str = ""  # a local pipeline file shipped inside the script (then `pipeline` is its name)
 
     @property
     def runtime(self) -> str:
@@ -182,6 +183,10 @@ def make_plan(
         fabric.setdefault("FI_EFA_USE_DEVICE_RDMA", "1")
         fabric.setdefault("NCCL_PROTO", "simple")
     hostfile = "/etc/deeprc/hostfile"
+    pipeline_text = ""
+    if pipeline and Path(pipeline).is_file():  # a file here: ship it; otherwise a path on the VM
+        pipeline_text = Path(pipeline).read_text()
+        pipeline = Path(pipeline).name
     return BootstrapPlan(
         site=site,
         site_yaml=site_yaml_for_vm(site, hosts, hostfile, fabric),
@@ -202,4 +207,5 @@ def make_plan(
         gloo_ifname=_ifname(net.gloo_socket_ifname, "gloo_socket_ifname"),
         fabric_env=fabric,
         peer_timeout=peer_timeout,
+        pipeline_text=pipeline_text,
     )

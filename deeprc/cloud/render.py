@@ -14,7 +14,7 @@ from deeprc.errors import DeepRCError
 
 SCRIPT_TEMPLATE = "bootstrap.sh.j2"
 USER_DATA_TEMPLATE = "user-data.yaml.j2"
-_HEREDOC_ENDS = ("DEEPRC_SITE_EOF", "DEEPRC_KEY_EOF")
+_HEREDOC_ENDS = ("DEEPRC_SITE_EOF", "DEEPRC_KEY_EOF", "DEEPRC_PIPELINE_EOF")
 
 
 def templates_dir() -> Path:
@@ -49,7 +49,9 @@ def _ends_with_newline(text: str) -> str:
 
 def render_script(plan: BootstrapPlan) -> str:
     """The plain bootstrap script (bash) for images without cloud-init, and inside user-data."""
-    for body in (plan.site_yaml, plan.keys.private if plan.keys else ""):
+    if plan.pipeline_text:
+        plan.pipeline_text = _ends_with_newline(plan.pipeline_text)
+    for body in (plan.site_yaml, plan.keys.private if plan.keys else "", plan.pipeline_text):
         for end in _HEREDOC_ENDS:
             if end in body.splitlines():
                 raise DeepRCError(f"bootstrap: a rendered file contains the line {end!r}. Fix: remove that line from the site config.")

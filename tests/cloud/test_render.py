@@ -70,7 +70,13 @@ def test_cluster_files_modes_and_no_key_in_output(sites, tmp_path):
     assert key in (out / "bootstrap.sh").read_text()  # the VMs get it, written there with umask 077
     pub = (out / "cluster_key.pub").read_text().strip()
     assert pub.startswith("ssh-ed25519 ") and pub in (out / "bootstrap.sh").read_text()
-    assert "--user-data file://" in (out / "launch.sh").read_text()
+    assert f"--user-data fileb://{out}/user-data.yaml.gz" in (out / "launch.sh").read_text()
+    # EC2 accepts at most 16 KB of user-data; the gzip'd copy is what AWS gets, and it is the same text
+    import gzip
+
+    gz = (out / "user-data.yaml.gz").read_bytes()
+    assert len(gz) < 16 * 1024 and gzip.decompress(gz).decode() == (out / "user-data.yaml").read_text()
+    assert stat.S_IMODE((out / "user-data.yaml.gz").stat().st_mode) == 0o600
 
 
 def test_dry_run_redacts_key_and_writes_nothing(sites, tmp_path):
@@ -111,7 +117,7 @@ def test_launch_command_aws_efa(sites, tmp_path):
     nic = json.loads(args["--network-interfaces"])[0]
     assert nic["InterfaceType"] == "efa" and nic["SubnetId"] == "subnet-0abc" and nic["Groups"] == ["sg-0abc"]
     assert args["--placement"] == "GroupName=deeprc-pg"
-    assert cmd[-2:] == ["--user-data", f"file://{tmp_path / 'user-data.yaml'}"]
+    assert cmd[-2:] == ["--user-data", f"fileb://{tmp_path / 'user-data.yaml.gz'}"]
     assert shlex.split(render_launch(site, "pipelines/demo.yaml", 4, tmp_path / "user-data.yaml")) == cmd
 
 
