@@ -98,7 +98,7 @@ def worker_deeprc(rows: int, repeats: int) -> dict | None:
     right = DTable.from_arrow(side("right", rows, comm.rank, comm.size), comm)
     result: dict = {"engine": "deeprc/" + os.environ.get("DEEPRC_DATA_KERNEL", "auto"), "ranks": comm.size}
     for op, fn in (("join", lambda: left.join(right, on="key")), ("sort", lambda: left.sort("key"))):
-        times, shuffles = [], []
+        runs = []
         out = None
         for _ in range(repeats):
             out = None
@@ -107,11 +107,12 @@ def worker_deeprc(rows: int, repeats: int) -> dict | None:
             start = time.perf_counter()
             out = fn()
             comm.barrier()
-            times.append(time.perf_counter() - start)
-            shuffles.append(shuffle.TIMINGS["partition_s"] + shuffle.TIMINGS["exchange_s"])
-        worst = comm.allreduce(np.array([max(shuffles)]), op="max")
-        result[f"{op}_s"] = statistics.median(times)
-        result[f"{op}_shuffle_s"] = float(np.asarray(worst)[0]) * statistics.median(times) / max(times)
+            elapsed = time.perf_counter() - start
+            moved = shuffle.TIMINGS["partition_s"] + shuffle.TIMINGS["exchange_s"]
+            slowest = float(np.asarray(comm.allreduce(np.array([moved]), op="max"))[0])
+            runs.append((elapsed, slowest))
+        runs.sort()
+        result[f"{op}_s"], result[f"{op}_shuffle_s"] = runs[len(runs) // 2]   # the median run
         if op == "join":
             result["join_rows"] = int(comm.allreduce(np.array([out.local_rows], dtype=np.int64), op="sum")[0])
     result["peak_mb"] = float(np.asarray(comm.allreduce(np.array([peak_mb()]), op="sum"))[0])

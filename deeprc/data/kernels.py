@@ -70,7 +70,7 @@ def _duckdb_join(left: pa.Table, right: pa.Table, on: Sequence[str], how: str, s
     con.register("__deeprc_r", right)  # type: ignore[attr-defined]
     try:
         query = f"SELECT {', '.join(cols)} FROM __deeprc_l l {kind} JOIN __deeprc_r r ON {cond}"
-        out = con.sql(query).fetch_arrow_table()  # type: ignore[attr-defined]
+        out = con.sql(query).to_arrow_table()  # type: ignore[attr-defined]
     finally:
         con.unregister("__deeprc_l")  # type: ignore[attr-defined]
         con.unregister("__deeprc_r")  # type: ignore[attr-defined]
