@@ -23,16 +23,21 @@ LOCAL_WHEELS = Path("/opt/wheels")  # this machine's CPU torch wheel (PyPI's tor
 EXTRA_CAS = Path("/usr/local/share/ca-certificates")  # a TLS proxy's CA, if the host has one
 
 
-@pytest.fixture(scope="session")
-def built_image(podman_base, tmp_path_factory) -> dict:
-    """`deeprc-deploy build --variant cpu` with podman; returns the metadata record."""
-    meta = tmp_path_factory.mktemp("image") / "images.json"
-    cmd = [CLI, "build", "--variant", "cpu", "--runtime", "podman", "--base", podman_base,
-           "--tag", TAG, "--metadata", str(meta)]
+def build_cmd(base: str, tag: str, meta: Path, *extra: str) -> list[str]:
+    cmd = [CLI, "build", "--variant", "cpu", "--runtime", "podman", "--base", base,
+           "--tag", tag, "--metadata", str(meta), *extra]
     if LOCAL_WHEELS.is_dir():  # torch from the local wheel, so no PyTorch index is needed
         cmd += ["--wheels", str(LOCAL_WHEELS), "--build-arg", "TORCH_INDEX_URL="]
     for cert in sorted(EXTRA_CAS.glob("*.crt")):
         cmd += ["--ca-cert", str(cert)]
+    return cmd
+
+
+@pytest.fixture(scope="session")
+def built_image(podman_base, tmp_path_factory) -> dict:
+    """`deeprc-deploy build --variant cpu` with podman; returns the metadata record."""
+    meta = tmp_path_factory.mktemp("image") / "images.json"
+    cmd = build_cmd(podman_base, TAG, meta)
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500)
     print(proc.stdout[-3000:])
     assert proc.returncode == 0, f"build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
@@ -134,3 +139,23 @@ def test_demo_preprocessing_stage_in_image(built_image, tmp_path):
     if series:
         assert test_rows == stage["params"]["horizon"] * series
     assert train_rows > test_rows > 0
+
+
+def test_mpich_flavour_reuses_framework_layers_and_runs_two_ranks(built_image, podman_base, tmp_path):
+    """MPI=mpich (MPICH ABI, for the hybrid model with a Cray/Intel/MPICH host MPI)."""
+    tag = "localhost/deeprc:ci-cpu-mpich"
+    meta = tmp_path / "images.json"
+    proc = subprocess.run(build_cmd(podman_base, tag, meta, "--build-arg", "MPI=mpich"), cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+    record = images.image_record("cpu", meta)
+    assert record["labels"]["org.deeprc.mpi"] == "mpich-4.3.2"
+    log = Path(record["log"]).read_text()
+    frameworks = re.search(r"STEP \d+/\d+: RUN .*20-frameworks.sh\n(.*)\n", log)
+    assert frameworks and frameworks.group(1).startswith("--> Using cache"), "frameworks layer was rebuilt"
+    run = podman_run(tag, "comm", "test", "--ranks", "2", "--backend", "mpi")
+    assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
+    assert re.search(r"PASSED: \d+ checks on 2 ranks", run.stdout)
+    lib = podman_run(tag, "-c", "from mpi4py import MPI; print(MPI.Get_library_version())", entrypoint="python")
+    assert "MPICH Version:" in lib.stdout and "4.3.2" in lib.stdout, lib.stdout + lib.stderr
+    subprocess.run(["podman", "rmi", tag], capture_output=True)

@@ -131,7 +131,8 @@ def test_default_user_is_not_root(rendered):
 def test_cuda_variant_uses_cuda_builds(recipe):
     args = images.resolve_args(recipe, "cuda")
     assert re.search(r"nvidia/cuda:12\.[\d.]+-.*runtime", args["BASE_IMAGE"])
-    assert "+cpu" not in args["TORCH_VERSION"] and args["TF_EXTRA"] == "[and-cuda]"
+    assert args["TORCH_VERSION"].endswith("+cu128") and args["TORCH_INDEX_URL"].endswith("/whl/cu128")
+    assert args["TF_EXTRA"] == "[and-cuda]"
 
 
 def test_committed_renders_are_current(recipe, tmp_path):
@@ -162,8 +163,8 @@ def test_pins_match_constraints(recipe):
         for arg, package in checks.items():
             assert package in pins, f"constraints.txt pins no {package}"
             want, have = pins[package], args[arg]
-            if variant == "cuda":  # the CUDA build of the same release (no +cpu local tag)
-                want = want.split("+")[0]
+            if variant == "cuda":  # the CUDA build of the same release: compare without +cpu/+cu128
+                want, have = want.split("+")[0], have.split("+")[0]
             assert have == want, f"{variant}: {arg}={have} but constraints.txt pins {package}=={pins[package]}"
 
 
