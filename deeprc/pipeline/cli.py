@@ -1,0 +1,140 @@
+"""`deeprc-deploy run` and `deeprc-deploy report`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from deeprc.errors import DeepRCError
+
+
+def load_site_or_default(name: str) -> Any:
+    """`deeprc.sites.load_site(name)`; for `local`, None (built-in defaults) when sites are unavailable."""
+    try:
+        from deeprc.sites import load_site
+    except ImportError:
+        if name == "local":
+            return None
+        raise DeepRCError(f"site '{name}' needs deeprc.sites, which is not importable. Fix: use --site local.")
+    try:
+        return load_site(name)
+    except DeepRCError:
+        if name == "local":
+            return None
+        raise
+
+
+def default_run_dir(pipe: Any, site: Any) -> Path:
+    base = getattr(getattr(site, "filesystems", None), "runs", None) or "runs"
+    suffix = "" if pipe.profile == "full" else f"-{pipe.profile}"
+    return Path(os.path.expandvars(base)) / f"{pipe.name}{suffix}"
+
+
+def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str = "pilot", profile: str = "full",
+                 run_dir: str | Path | None = None, stages: list[str] | None = None, resume: bool = True,
+                 cores: int | None = None, quiet: bool = False, report: bool = True,
+                 pilot: Any = None) -> tuple[Any, Path]:
+    """Run a pipeline file and return (RunResult, run folder). Used by the CLI, tests and benchmarks."""
+    from rich.console import Console
+
+    from deeprc.pipeline.engine import Engine
+    from deeprc.pipeline.progress import Progress, stage_table
+    from deeprc.pipeline.runfolder import RunFolder
+    from deeprc.pipeline.spec import load_pipeline
+
+    pipe = load_pipeline(pipeline, profile)
+    site = load_site_or_default(site_name)
+    run = RunFolder(run_dir or default_run_dir(pipe, site))
+    for s in stages or []:
+        pipe.stage(s)
+    run.create(pipe, keep_others=bool(stages))
+    if runner == "batch":
+        from deeprc.pipeline.batch import BatchBackend
+
+        backend: Any = BatchBackend(site)
+    elif runner == "pilot":
+        from deeprc.pipeline.pilot import PilotBackend
+
+        backend = PilotBackend(site, site_name=site_name, cores=cores, pilot=pilot)
+    else:
+        raise DeepRCError(f"unknown runner '{runner}'. Fix: use --runner pilot or --runner batch.")
+    console = Console(quiet=quiet)
+    title = f"{pipe.name} ({pipe.profile}) via {runner} on {site_name}: {run.path}"
+    with Progress(run, title, console) as prog:
+        engine = Engine(pipe, run, backend, only=list(stages or []), resume=resume, on_change=prog.update, say=prog.say)
+        result = engine.execute()
+    if report:
+        from deeprc.pipeline.report import build_report
+
+        try:
+            md, html = build_report(run.path)
+        except Exception as exc:  # a broken plot must not hide the run's own result
+            console.print(f"[yellow]report not written: {exc}[/]")
+            md = None
+    console.print(stage_table(run, f"{pipe.name}: {result.state} in {result.wall_s:.1f} s", metrics=True))
+    if report and md:
+        console.print(f"report: {md} and {html}")
+    return result, run.path
+
+
+@click.command("run")
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.option("--site", "site_name", default="local", show_default=True, help="Site name or site YAML path.")
+@click.option("--runner", type=click.Choice(["pilot", "batch"]), default="pilot", show_default=True)
+@click.option("--profile", default="full", show_default=True, help="full, or a profile of the spec (e.g. small).")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<name>[-profile]).")
+@click.option("--stage", "stages", multiple=True, help="Run only this stage (repeatable); its inputs must exist.")
+@click.option("--no-resume", is_flag=True, help="Rerun stages even when their outputs are up to date.")
+@click.option("--cores", type=int, default=None, help="Pilot size in cores (default: site or 8 on local).")
+def run(pipeline: str, site_name: str, runner: str, profile: str, run_dir: str | None, stages: tuple[str, ...],
+        no_resume: bool, cores: int | None) -> None:
+    """Run PIPELINE here with Radical Pilot (pilot) or one launcher call per stage (batch)."""
+    site = load_site_or_default(site_name)
+    if (runner == "batch" and not stages and site is not None and getattr(site, "scheduler", "local") != "local"
+            and not os.environ.get("SLURM_JOB_ID")):
+        _delegate_launch(pipeline, site_name, profile)
+        return
+    result, path = run_pipeline(pipeline, site_name=site_name, runner=runner, profile=profile, run_dir=run_dir,
+                                stages=list(stages), resume=not no_resume, cores=cores)
+    if result.state == "canceled":
+        sys.exit(128 + int(result.signum or 2))
+    if result.state != "done":
+        raise failure_error(result, path)
+
+
+def failure_error(result: Any, path: Path) -> DeepRCError:
+    """The one-paragraph error of a failed run: which stage, where its log is, what was skipped."""
+    failed = [n for n, s in result.stages.items() if s.get("state") == "failed"]
+    logs = ", ".join(f"'{n}' (log: {path / 'logs' / (n + '.log')})" for n in failed)
+    skipped = [n for n, s in result.stages.items() if s.get("state") == "skipped"]
+    return DeepRCError(
+        f"run {path} failed: stage {logs or ', '.join(result.failed)} failed after its retries"
+        + (f"; its dependants were skipped: {', '.join(skipped)}" if skipped else "")
+        + ". Fix: read the log, correct the stage, and rerun the same command (finished stages are reused).",
+        exit_code=1,
+    )
+
+
+def _delegate_launch(pipeline: str, site_name: str, profile: str) -> None:
+    """Batch on a scheduler site is one job per stage: that is `deeprc-deploy launch --mode batch`."""
+    from deeprc.cli import cli
+
+    try:
+        cli.main(["launch", pipeline, "--site", site_name, "--mode", "batch", "--profile", profile],
+                 prog_name="deeprc-deploy", standalone_mode=False)
+    except DeepRCError:
+        raise
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+def report(run_dir: str) -> None:
+    """Rebuild report.md, report.html and the timeline chart of RUN_DIR."""
+    from deeprc.pipeline.report import build_report
+
+    md, html = build_report(Path(run_dir))
+    click.echo(f"report: {md} and {html}")

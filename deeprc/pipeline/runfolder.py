@@ -1,0 +1,192 @@
+"""The run folder: spec as run, live status, timeline, per-stage outputs, logs and resume marks.
+
+Layout (docs/architecture.md, "Run folder")::
+
+    RUN/spec.yaml  RUN/status.json  RUN/timeline.jsonl  RUN/metrics.json
+    RUN/stages/<name>/ (+ _done.json)  RUN/logs/<name>.log  RUN/plots/*.png  RUN/report.{md,html}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from deeprc import __version__
+from deeprc.pipeline.spec import Pipeline, Stage
+
+DONE = "_done.json"
+RESULT = "_result.json"  # written by the stage entry point (rank 0): metrics and code times
+PRIVATE = {DONE, RESULT}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree_hash(folder: Path) -> str:
+    """Content hash of every file below `folder` (names and bytes), private marks excluded."""
+    h = hashlib.sha256()
+    if folder.is_dir():
+        for p in sorted(folder.rglob("*")):
+            if p.is_file() and p.name not in PRIVATE and not p.name.startswith("."):
+                h.update(str(p.relative_to(folder)).encode() + b"\0" + file_hash(p).encode())
+    return h.hexdigest()
+
+
+def code_version(stage: Stage) -> str:
+    """deeprc's version plus the source hash of the stage function's module (when findable)."""
+    parts = [__version__]
+    if stage.function:
+        module = stage.function.partition(":")[0]
+        try:
+            spec = importlib.util.find_spec(module)
+            if spec and spec.origin and os.path.isfile(spec.origin):
+                parts.append(file_hash(Path(spec.origin))[:16])
+        except (ImportError, ValueError):
+            parts.append("unimportable")
+    return "+".join(parts)
+
+
+class RunFolder:
+    """One run's folder; thread-safe writers for status and timeline."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).resolve()
+        self._lock = threading.Lock()
+        self.status: dict[str, Any] = read_json(self.path / "status.json", {}) or {}
+
+    # layout ------------------------------------------------------------------
+    def stage_dir(self, name: str) -> Path:
+        return self.path / "stages" / name
+
+    def log_path(self, name: str) -> Path:
+        return self.path / "logs" / f"{name}.log"
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / "spec.yaml"
+
+    def create(self, pipe: Pipeline, keep_others: bool = False) -> None:
+        """Make the folders and write the spec as run; keep earlier outputs (resume).
+
+        `keep_others`: only some stages run now (--stage), so keep the others' states as they are.
+        """
+        for sub in ("stages", "logs", "plots"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        self.spec_path.write_text(pipe.to_yaml())
+        stages = self.status.get("stages", {})
+        self.status = {"run": "starting", "pipeline": pipe.name, "profile": pipe.profile,
+                       "stages": {s.name: stages.get(s.name, {"state": "pending", "attempts": 0}) for s in pipe.stages}}
+        if not keep_others:
+            for st in self.status["stages"].values():
+                if st.get("state") not in ("done", "cached"):
+                    st["state"] = "pending"
+        self.write_status()
+
+    def pipeline(self) -> Pipeline:
+        return Pipeline.from_run_yaml(self.spec_path)
+
+    # live state --------------------------------------------------------------
+    def write_status(self) -> None:
+        with self._lock:
+            _write_json(self.path / "status.json", self.status)
+
+    def set_run(self, state: str, **extra: Any) -> None:
+        self.status["run"] = state
+        self.status.update(extra)
+        self.write_status()
+
+    def set_stage(self, name: str, **fields: Any) -> None:
+        self.status.setdefault("stages", {}).setdefault(name, {}).update(fields)
+        self.write_status()
+
+    def event(self, stage: str, task: str, event: str, t: float | None = None, **extra: Any) -> None:
+        rec = {"stage": stage, "task": task, "event": event, "t": time.time() if t is None else t, **extra}
+        with self._lock, open(self.path / "timeline.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def timeline(self) -> list[dict[str, Any]]:
+        path = self.path / "timeline.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def log(self, name: str, text: str) -> None:
+        """Append runtime notes to the stage's log."""
+        with self._lock, open(self.log_path(name), "a") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+
+    # resume ------------------------------------------------------------------
+    def input_hash(self, pipe: Pipeline, stage: Stage) -> str:
+        """Hash of what determines a stage's outputs: its definition, code, upstream outputs, input files."""
+        what = stage.model_dump(exclude={"retries", "timeout", "depends_on"})
+        upstream = {}
+        for d in sorted(stage.depends_on):
+            done = read_json(self.stage_dir(d) / DONE, {}) or {}
+            upstream[d] = done.get("output_hash", "missing")
+        files = {}
+        for f in stage.inputs:
+            p = Path(f) if os.path.isabs(f) else self.path / f
+            files[f] = file_hash(p) if p.is_file() else "missing"
+        blob = json.dumps({"stage": what, "profile": pipe.profile, "code": code_version(stage),
+                           "upstream": upstream, "files": files}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def missing_outputs(self, stage: Stage) -> list[str]:
+        out = self.stage_dir(stage.name)
+        return [o for o in stage.outputs if not (out / o).exists()]
+
+    def is_done(self, pipe: Pipeline, stage: Stage) -> bool:
+        """True when the stage finished before with the same inputs and its outputs are intact."""
+        done = read_json(self.stage_dir(stage.name) / DONE)
+        if not done or done.get("input_hash") != self.input_hash(pipe, stage):
+            return False
+        if self.missing_outputs(stage):
+            return False
+        return done.get("output_hash") == tree_hash(self.stage_dir(stage.name))
+
+    def mark_done(self, pipe: Pipeline, stage: Stage, info: dict[str, Any]) -> dict[str, Any]:
+        folder = self.stage_dir(stage.name)
+        result = read_json(folder / RESULT, {}) or {}
+        done = {"stage": stage.name, "input_hash": self.input_hash(pipe, stage),
+                "output_hash": tree_hash(folder), "code_version": code_version(stage),
+                "params": stage.params, "metrics": result.get("metrics", {}),
+                "code_started": result.get("started"), "code_finished": result.get("finished"), **info}
+        _write_json(folder / DONE, done)
+        return done
+
+    def clear_done(self, name: str) -> None:
+        (self.stage_dir(name) / DONE).unlink(missing_ok=True)
+
+    def collect_metrics(self) -> dict[str, Any]:
+        """Write RUN/metrics.json from every finished stage's _done.json."""
+        metrics = {}
+        for name in self.status.get("stages", {}):
+            done = read_json(self.stage_dir(name) / DONE)
+            if done:
+                metrics[name] = done.get("metrics", {})
+        _write_json(self.path / "metrics.json", metrics)
+        return metrics

@@ -1,0 +1,44 @@
+"""Tiny stage functions for the runtime's own tests (real files, real ranks, real failures)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+
+def write(ctx):
+    """Each rank writes part-<rank>.txt; rank 0 writes out.json with the upstream values + 1."""
+    time.sleep(float(ctx.params.get("sleep", 0)))
+    (ctx.outdir / f"part-{ctx.rank}.txt").write_text(f"{ctx.name} rank {ctx.rank}/{ctx.size}\n")
+    up = sum(json.loads((p / "out.json").read_text())["value"] for p in ctx.inputs.values())
+    value = up + int(ctx.params.get("add", 1))
+    if ctx.rank == 0:
+        (ctx.outdir / "out.json").write_text(json.dumps({"value": value, "size": ctx.size}))
+    return {"value": value, "ranks": ctx.size}
+
+
+def allreduce(ctx):
+    """Sum rank+1 across ranks: size*(size+1)/2 proves the ranks really talk."""
+    total = ctx.comm.allreduce(np.array([ctx.rank + 1.0]), op="sum")
+    if ctx.rank == 0:
+        (ctx.outdir / "out.json").write_text(json.dumps({"value": float(total[0]), "size": ctx.size}))
+    return {"sum": float(total[0]), "ranks": ctx.size}
+
+
+def flaky(ctx):
+    """Fail on the first attempt (marker file), succeed after."""
+    marker = ctx.outdir / ".tried"
+    if not marker.exists():
+        ctx.comm.barrier()
+        if ctx.rank == 0:
+            marker.write_text("1")
+        raise RuntimeError("flaky stage fails on its first attempt")
+    if ctx.rank == 0:
+        (ctx.outdir / "out.json").write_text(json.dumps({"value": 1, "size": ctx.size}))
+    return {"recovered": 1}
+
+
+def broken(ctx):
+    raise ValueError("this stage always fails")
