@@ -58,7 +58,10 @@ def load_recipe(context: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise config_error(path, None, f"is not valid YAML ({exc})", "correct the YAML syntax") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise config_error(path, None, f"is not valid YAML{where} ({problem})", "correct the YAML syntax") from exc
     if not isinstance(data, dict):
         raise config_error(path, None, "must be a mapping", "restore the file from the repository")
     unknown = sorted(set(data) - _RECIPE_KEYS)

@@ -264,3 +264,20 @@ def test_site_sets_runtime_image_variant_and_mpi(tmp_path, monkeypatch):
     text = containerfile.read_text()
     assert 'ARG MPI="mpich"' in text and 'ARG MPI_VERSION="4.3.2"' in text  # MPICH ABI for the hybrid model
     assert "FROM ${BASE_IMAGE}" in text and "nvidia/cuda:12" in text
+
+
+def test_bad_inputs_are_one_paragraph_errors(tmp_path):
+    ctx = tmp_path / "ctx"
+    shutil.copytree(REPO / "containers", ctx / "containers", ignore=shutil.ignore_patterns("*.whl", "*.crt"))
+    for name in ("pyproject.toml", "constraints.txt", "README.md"):
+        (ctx / name).write_text("")
+    for name in ("deeprc", "site-configs", "deploy"):
+        (ctx / name).mkdir()
+    with pytest.raises(DeepRCError, match=r"recipe.yaml: field 'steps\[4\]\.copy': names 'pipelines'.*Fix: "):
+        images.check_copies(ctx, images.load_recipe(ctx))
+    result = CliRunner().invoke(images.build, ["--dry-run", "--runtime", "podman", "--context", str(REPO),
+                                               "--build-arg", "mpi=mpich"])
+    assert isinstance(result.exception, DeepRCError) and "KEY=VALUE" in str(result.exception)
+    (ctx / "containers" / "recipe.yaml").write_text("args: [unclosed\n")
+    with pytest.raises(DeepRCError, match=r"recipe.yaml: is not valid YAML.*Fix: correct the YAML syntax"):
+        images.load_recipe(ctx)
