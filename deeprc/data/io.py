@@ -156,8 +156,8 @@ def read_parquet(paths: Any, comm: Any, columns: Sequence[str] | None = None) ->
 
 
 def read_csv(paths: Any, comm: Any, column_types: dict[str, pa.DataType] | None = None,
-             delimiter: str | None = None) -> tuple[pa.Table, str]:
-    """This rank's share of the CSV files (whole files per rank), conformed to their common schema."""
+             delimiter: str | None = None) -> tuple[pa.Table, str, int]:
+    """This rank's share of the CSV files (whole files per rank), their common schema, the file count."""
     files = collective(comm, lambda: expand_paths(paths, "csv"))
     lo, hi = _share(len(files), comm.size, comm.rank)
 
@@ -180,7 +180,7 @@ def read_csv(paths: Any, comm: Any, column_types: dict[str, pa.DataType] | None 
     schemas = [(p, pa.ipc.read_schema(pa.py_buffer(s))) for p, s in gathered]
     schema = collective(comm, lambda: unify_file_schemas(schemas))
     local = collective(comm, lambda: [_conform(t, schema, p) for p, t in tables])
-    return (pa.concat_tables(local) if local else schema.empty_table()), _describe(files)
+    return (pa.concat_tables(local) if local else schema.empty_table()), _describe(files), len(files)
 
 
 def _describe(files: list[Path]) -> str:

@@ -70,11 +70,15 @@ class DTable:
     @classmethod
     def read_csv(cls, paths: str | os.PathLike | Sequence[str | os.PathLike], comm: Any = None, *,
                  column_types: Mapping[str, pa.DataType] | None = None, delimiter: str | None = None,
-                 backend: str = "auto") -> "DTable":
-        """Read CSV files, globs or folders; each rank reads whole files (its share of them)."""
+                 backend: str = "auto", balance: bool = True) -> "DTable":
+        """Read CSV files, globs or folders; each rank parses whole files (its share of them).
+
+        With fewer files than ranks and `balance`, the rows are then spread evenly over the ranks.
+        """
         comm = resolve_comm(comm)
-        table, source = _io.read_csv(paths, comm, dict(column_types or {}), delimiter)
-        return cls(table, comm, source=source, backend=backend)
+        table, source, nfiles = _io.read_csv(paths, comm, dict(column_types or {}), delimiter)
+        out = cls(table, comm, source=source, backend=backend)
+        return out.rebalance() if balance and nfiles < comm.size else out
 
     @staticmethod
     def concat(tables: Sequence["DTable"]) -> "DTable":
