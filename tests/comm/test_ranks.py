@@ -47,3 +47,27 @@ def test_from_mpi_under_raptor_variables(rank_env):
     r = run(mpiexec(2, [PY, prog]), {**rank_env, "RP_TASK_ID": "task.000000"})
     assert r.rc == 0, r.out + r.err
     assert r.out.count("from_mpi ok") == 2 and "launcher=raptor" in r.out
+
+
+SINGLE = """
+import numpy as np, deeprc.comm as dc
+c = dc.init()
+assert (c.backend, c.launcher, c.rank, c.size, c.num_nodes) == ("mpi", "single", 0, 1, 1), c
+assert c.allreduce(np.arange(3.0), "mean").tolist() == [0.0, 1.0, 2.0] and c.alltoallv([b"x"]) == [b"x"]
+g = dc.init("gloo")
+assert (g.backend, g.size) == ("gloo", 1) and g.allreduce(3, "max") == 3 and g.gather("a") == ["a"]
+try:
+    dc.init("nccl")
+except dc.DeepRCError as e:
+    print("nccl:", e)
+print("single ok")
+"""
+
+
+def test_single_process_without_launcher(rank_env):
+    from .conftest import PY
+
+    env = {k: v for k, v in rank_env.items() if not k.startswith(("OMPI_COMM", "PMI", "SLURM_", "RANK", "WORLD_SIZE"))}
+    r = run([PY, "-c", SINGLE], env)
+    assert r.rc == 0, r.out + r.err
+    assert "single ok" in r.out
