@@ -169,7 +169,13 @@ class Engine:
                 self.run.log(name, f"--- attempt {self.attempts[name]} exceeded its timeout of {limit:g} s; canceling")
                 self.backend.cancel(task)
 
+    def check_selection(self) -> None:
+        """With --stage: every input of a selected stage is selected too or already finished."""
+        for name in self.selected:
+            self._deps_ok(self.pipe.stage(name))
+
     def execute(self) -> RunResult:
+        self.check_selection()
         t0 = time.time()
         old = {s: signal.signal(s, _raise_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         result = RunResult(state="failed")

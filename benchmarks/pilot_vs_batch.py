@@ -1,0 +1,234 @@
+"""Pilot vs batch: the same pipeline through both runners on the same resources.
+
+    .venv/bin/python benchmarks/pilot_vs_batch.py [--pipeline pipelines/demo.yaml] [--profile small]
+        [--runs 3] [--tasks 200] [--out /tmp/deeprc-bench] [--slurm]
+
+Each run is a fresh `deeprc-deploy run --no-resume` process (the pilot runner pays its pilot
+start-up inside the measured time). Reported: medians of the end-to-end wall time per runner and
+their ratio (target pilot/batch <= 0.7), a per-stage breakdown (queued -> finished, and the time in
+stage code), the runtime's own overhead (wall time not covered by any stage's code), and the
+dispatch latency of tiny function tasks on warm raptor workers (target median <= 50 ms). With
+--slurm the same comparison runs through `deeprc-deploy launch --site local-slurm --mode pilot|batch`
+when the launch code and a local Slurm are there. Writes results.json, results.md and results.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def union_length(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+def analyse(run_dir: Path, wall: float) -> dict:
+    """Per-stage times from the run folder: span (queued->finished) and code time; runtime overhead."""
+    from deeprc.pipeline.report import task_spans
+    from deeprc.pipeline.runfolder import RunFolder, read_json
+
+    spans = {s["stage"]: s for s in task_spans(RunFolder(run_dir).timeline()) if s.get("ok")}
+    stages, code = {}, []
+    for name, sp in spans.items():
+        done = read_json(run_dir / "stages" / name / "_done.json", {}) or {}
+        c0, c1 = done.get("code_started"), done.get("code_finished")
+        stages[name] = {"span_s": sp["ended"] - sp["queued"], "code_s": (c1 - c0) if c0 and c1 else None}
+        if c0 and c1:
+            code.append((c0, c1))
+    covered = union_length(code)
+    return {"wall_s": wall, "stages": stages, "code_union_s": covered, "overhead_s": wall - covered}
+
+
+def one_run(pipeline: str, profile: str, runner: str, run_dir: Path, extra: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "deeprc.cli", "run", pipeline, "--runner", runner, "--profile", profile,
+           "--run-dir", str(run_dir), "--no-resume", *extra]
+    t0 = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    wall = time.time() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{runner} run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return analyse(run_dir, wall)
+
+
+def dispatch_latency(n: int, base: Path) -> dict:
+    """Round-trip latency (submit -> DONE callback) of tiny function tasks, one at a time, on warm workers."""
+    import radical.pilot as rp
+
+    from deeprc.pipeline.pilot import Pilot
+
+    pilot = Pilot(cores=4, worker_ranks=2, base=base).start()
+    done = threading.Event()
+    pilot.listeners.append(lambda task, state: done.set() if state in rp.FINAL else None)
+
+    def one(i: int) -> float:
+        done.clear()
+        td = rp.TaskDescription({"mode": rp.TASK_FUNCTION, "ranks": 1, "raptor_id": pilot.master.uid,
+                                 "function": rp.PythonTask(abs, args=(-i,))})
+        t0 = time.perf_counter()
+        pilot.tmgr.submit_tasks(td)
+        if not done.wait(300):
+            raise SystemExit("a tiny task did not finish in 300 s")
+        return time.perf_counter() - t0
+
+    try:
+        t0 = time.time()
+        for i in range(3):  # warm-up: the worker starts and imports
+            one(i)
+        warm_s = time.time() - t0
+        lat = [one(i) for i in range(n)]
+        # throughput: n tasks at once
+        tds = [rp.TaskDescription({"mode": rp.TASK_FUNCTION, "ranks": 1, "raptor_id": pilot.master.uid,
+                                   "function": rp.PythonTask(abs, args=(-i,))}) for i in range(n)]
+        t0 = time.perf_counter()
+        tasks = pilot.tmgr.submit_tasks(tds)
+        pilot.tmgr.wait_tasks([t.uid for t in tasks])
+        bulk = time.perf_counter() - t0
+    finally:
+        pilot.close()
+    lat.sort()
+    return {"tasks": n, "median_ms": 1000 * statistics.median(lat), "p90_ms": 1000 * lat[int(0.9 * (n - 1))],
+            "min_ms": 1000 * lat[0], "bulk_tasks_per_s": n / bulk, "pilot_start_s": pilot.started_s,
+            "warmup_s": warm_s}
+
+
+def slurm_runs(pipeline: str, profile: str, runs: int) -> dict | None:
+    """`deeprc-deploy launch --site local-slurm --mode pilot|batch` (when available), wall time until done."""
+    probe = subprocess.run([sys.executable, "-m", "deeprc.cli", "launch", "--help"], capture_output=True, text=True, cwd=ROOT)
+    if probe.returncode != 0 or "--mode" not in probe.stdout:
+        print("slurm: `deeprc-deploy launch` is not available; skipped")
+        return None
+    print("slurm: measuring `launch --site local-slurm --wait` (needs a running local Slurm)")
+    out: dict = {}
+    for mode in ("pilot", "batch"):
+        walls = []
+        for i in range(runs):
+            t0 = time.time()
+            p = subprocess.run([sys.executable, "-m", "deeprc.cli", "launch", pipeline, "--site", "local-slurm",
+                                "--mode", mode, "--profile", profile, "--wait"], capture_output=True, text=True, cwd=ROOT)
+            if p.returncode != 0:
+                print(f"slurm {mode} run failed: {p.stdout[-1500:]}{p.stderr[-1500:]}")
+                return out or None
+            walls.append(time.time() - t0)
+        out[mode] = {"walls": walls, "median_s": statistics.median(walls)}
+    out["ratio"] = out["pilot"]["median_s"] / out["batch"]["median_s"]
+    return out
+
+
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    runners = [r for r in ("pilot", "batch") if r in res["runs"]]
+    meds = [res["summary"][r]["median_wall_s"] for r in runners]
+    over = [res["summary"][r]["median_overhead_s"] for r in runners]
+    axes[0].bar(runners, meds, color=["tab:blue", "tab:orange"][: len(runners)], label="end to end")
+    axes[0].bar(runners, over, color="black", alpha=0.35, label="runtime overhead")
+    axes[0].set_ylabel("seconds (median)")
+    axes[0].set_title(f"end to end, ratio pilot/batch = {res['summary'].get('ratio', float('nan')):.2f}")
+    axes[0].legend()
+    stages = list(res["summary"][runners[0]]["stage_span_s"])
+    x = range(len(stages))
+    w = 0.4
+    for k, r in enumerate(runners):
+        axes[1].bar([i + k * w for i in x], [res["summary"][r]["stage_span_s"].get(s, 0) for s in stages], w, label=r)
+    axes[1].set_xticks([i + w / 2 for i in x], stages, rotation=45, ha="right", fontsize=8)
+    axes[1].set_title("per stage: queued -> finished (median s)")
+    axes[1].legend()
+    lat = res.get("dispatch")
+    if lat:
+        axes[2].bar(["median", "p90", "min"], [lat["median_ms"], lat["p90_ms"], lat["min_ms"]])
+        axes[2].axhline(50, color="red", ls="--", label="target 50 ms")
+        axes[2].set_title(f"tiny task round trip on warm workers ({lat['tasks']} tasks)")
+        axes[2].set_ylabel("ms")
+        axes[2].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pipeline", default=str(ROOT / "pipelines" / "demo.yaml"))
+    ap.add_argument("--profile", default="small")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--tasks", type=int, default=200, help="tiny tasks for the dispatch latency (0: skip)")
+    ap.add_argument("--out", default="/tmp/deeprc-bench")
+    ap.add_argument("--runners", default="pilot,batch")
+    ap.add_argument("--slurm", action="store_true", help="also compare through `launch --site local-slurm`")
+    args = ap.parse_args()
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    res: dict = {"pipeline": args.pipeline, "profile": args.profile, "runs": {}, "summary": {},
+                 "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    runners = args.runners.split(",")
+    for i in range(args.runs):
+        for r in runners:  # interleaved, so machine-load drift hits both runners alike
+            print(f"run {i + 1}/{args.runs}: {r} ...", flush=True)
+            m = one_run(args.pipeline, args.profile, r, out / f"{r}-{i}", [])
+            res["runs"].setdefault(r, []).append(m)
+            print(f"  {r}: {m['wall_s']:.1f} s end to end, overhead {m['overhead_s']:.1f} s", flush=True)
+    for r, ms in res["runs"].items():
+        names = list(ms[0]["stages"])
+        res["summary"][r] = {
+            "walls_s": [m["wall_s"] for m in ms],
+            "median_wall_s": statistics.median(m["wall_s"] for m in ms),
+            "median_overhead_s": statistics.median(m["overhead_s"] for m in ms),
+            "stage_span_s": {n: statistics.median(m["stages"][n]["span_s"] for m in ms if n in m["stages"]) for n in names},
+            "stage_code_s": {n: statistics.median(m["stages"][n]["code_s"] or 0 for m in ms if n in m["stages"]) for n in names},
+        }
+    if "pilot" in res["summary"] and "batch" in res["summary"]:
+        res["summary"]["ratio"] = res["summary"]["pilot"]["median_wall_s"] / res["summary"]["batch"]["median_wall_s"]
+    if args.tasks:
+        print(f"dispatch latency: {args.tasks} tiny function tasks ...", flush=True)
+        res["dispatch"] = dispatch_latency(args.tasks, out / "latency")
+    if args.slurm:
+        res["slurm"] = slurm_runs(args.pipeline, args.profile, args.runs)
+    (out / "results.json").write_text(json.dumps(res, indent=2))
+    plot(res, out / "results.png")
+    lines = [f"# pilot vs batch: {Path(args.pipeline).name} ({args.profile}), {args.runs} runs each, {os.cpu_count()} cores", ""]
+    for r in runners:
+        s = res["summary"][r]
+        lines.append(f"- {r}: median {s['median_wall_s']:.1f} s end to end (runs {', '.join(f'{w:.1f}' for w in s['walls_s'])}), "
+                     f"runtime overhead {s['median_overhead_s']:.1f} s")
+    if "ratio" in res["summary"]:
+        lines.append(f"- ratio pilot/batch: {res['summary']['ratio']:.2f} (target <= 0.7)")
+    if res.get("dispatch"):
+        d = res["dispatch"]
+        lines.append(f"- dispatch latency on warm workers: median {d['median_ms']:.1f} ms, p90 {d['p90_ms']:.1f} ms "
+                     f"({d['tasks']} tasks; bulk {d['bulk_tasks_per_s']:.0f} tasks/s) (target median <= 50 ms)")
+    lines += ["", "| stage | " + " | ".join(f"{r} span s | {r} code s" for r in runners) + " |",
+              "|---|" + "---|---|" * len(runners)]
+    for n in res["summary"][runners[0]]["stage_span_s"]:
+        cells = []
+        for r in runners:
+            s = res["summary"][r]
+            cells += [f"{s['stage_span_s'].get(n, 0):.1f}", f"{s['stage_code_s'].get(n, 0):.1f}"]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    if res.get("slurm"):
+        sl = res["slurm"]
+        lines.append(f"\nslurm (launch --site local-slurm): pilot {sl['pilot']['median_s']:.1f} s, batch "
+                     f"{sl['batch']['median_s']:.1f} s, ratio {sl['ratio']:.2f}")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
+
+
+if __name__ == "__main__":
+    main()
