@@ -3,7 +3,10 @@
     comm = deeprc.comm.init(backend="auto", timeout=120.0)
     comm = deeprc.comm.from_mpi(mpi4py_comm)      # e.g. Radical Pilot raptor's injected comm
 
-See :class:`deeprc.comm.base.Communicator` for the operations.
+See :class:`deeprc.comm.base.Communicator` for the operations. Adapters:
+``init_torch_process_group(comm)`` (DDP), ``DeepRCEnvironment(comm)`` (Lightning /
+neuralforecast), ``tf_config(comm)`` / ``tf_strategy(comm)`` (TensorFlow multi-worker),
+``cylon_env(comm)`` (pycylon). ``python -m deeprc.comm.selftest`` checks every collective.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ BACKENDS = ("auto", "mpi", "gloo", "nccl")
 
 __all__ = [
     "BACKENDS", "OPS", "Communicator", "LaunchEnv", "detect", "init", "from_mpi",
-    "init_torch_process_group", "tf_config", "cylon_env", "DeepRCEnvironment",
+    "init_torch_process_group", "tf_config", "tf_strategy", "cylon_env", "DeepRCEnvironment",
+    "DeepRCError",
 ]
 
 
@@ -134,6 +138,13 @@ def tf_config(comm: Communicator, set_env: bool = True) -> dict:
     from deeprc.comm.tf import tf_config as impl
 
     return impl(comm, set_env=set_env)
+
+
+def tf_strategy(comm: Communicator) -> Any:
+    """MultiWorkerMirroredStrategy on comm's ranks (ring collectives on CPU, NCCL with GPUs)."""
+    from deeprc.comm.tf import tf_strategy as impl
+
+    return impl(comm)
 
 
 def cylon_env(comm: Communicator) -> Any:
