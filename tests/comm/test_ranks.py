@@ -19,10 +19,20 @@ def test_mpiexec_selftest(rank_env, backend, ranks):
 @pytest.mark.slurm
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_srun_gloo_from_slurm_variables(slurm, ranks):
-    """No PMI for MPI here: Gloo meets through SLURM_* (node list + job/step id port) alone."""
+    """No PMI for MPI here: Gloo meets through SLURM_* (node list + job/step id port) alone.
+
+    2 ranks go through `deeprc-deploy comm test --launcher srun`, 3 through srun directly.
+    """
+    import sys
+
     env = dict(slurm["env"])
     env.pop("DEEPRC_COMM_TIMEOUT", None)
-    r = run(srun(ranks, [*SELFTEST, "--backend", "gloo", "--timeout", "60"]), env)
+    if ranks == 2:
+        cmd = [sys.executable, "-m", "deeprc.cli", "comm", "test", "--ranks", "2", "--backend", "gloo",
+               "--launcher", "srun", "--timeout", "60"]
+    else:
+        cmd = srun(ranks, [*SELFTEST, "--backend", "gloo", "--timeout", "60"])
+    r = run(cmd, env)
     assert r.rc == 0, r.out + r.err
     assert f"PASSED: 20 checks on {ranks} ranks" in r.out
     assert "backend gloo, launcher srun" in r.out
