@@ -9,7 +9,7 @@ their ratio (target pilot/batch <= 0.7), a per-stage breakdown (queued -> finish
 stage code), the runtime's own overhead (wall time not covered by any stage's code), and the
 dispatch latency of tiny function tasks on warm raptor workers (target median <= 50 ms). With
 --slurm the same comparison runs through `deeprc-deploy launch --site local-slurm --mode pilot|batch`
-when the launch code and a local Slurm are there. Writes results.json, results.md and results.png.
+(needs the local Slurm of tests/infra/slurm.sh running), timed from submission to the last stage done. Writes results.json, results.md and results.png.
 """
 
 from __future__ import annotations
@@ -106,27 +106,48 @@ def dispatch_latency(n: int, base: Path) -> dict:
             "warmup_s": warm_s}
 
 
-def slurm_runs(pipeline: str, profile: str, runs: int) -> dict | None:
-    """`deeprc-deploy launch --site local-slurm --mode pilot|batch` (when available), wall time until done."""
+def _wait_run(run_dir: Path, stages: int, timeout: float = 1800) -> bool:
+    """Poll RUN/status.json until every stage is done (True) or one failed (False)."""
+    from deeprc.pipeline.runfolder import read_json
+
+    end = time.time() + timeout
+    while time.time() < end:
+        st = (read_json(run_dir / "status.json", {}) or {}).get("stages", {})
+        states = [s.get("state") for s in st.values()]
+        if len(states) == stages and all(s in ("done", "cached") for s in states):
+            return True
+        if any(s in ("failed", "canceled") for s in states):
+            return False
+        time.sleep(1)
+    return False
+
+
+def slurm_runs(pipeline: str, profile: str, runs: int, out: Path) -> dict | None:
+    """`deeprc-deploy launch --site local-slurm --mode pilot|batch`: submit to time of the last stage done."""
+    from deeprc.pipeline.spec import load_pipeline
+
     probe = subprocess.run([sys.executable, "-m", "deeprc.cli", "launch", "--help"], capture_output=True, text=True, cwd=ROOT)
     if probe.returncode != 0 or "--mode" not in probe.stdout:
         print("slurm: `deeprc-deploy launch` is not available; skipped")
         return None
-    print("slurm: measuring `launch --site local-slurm --wait` (needs a running local Slurm)")
-    out: dict = {}
+    n = len(load_pipeline(pipeline, profile).stages)
+    res: dict = {}
     for mode in ("pilot", "batch"):
         walls = []
         for i in range(runs):
+            run_dir = out / f"slurm-{mode}-{i}"
             t0 = time.time()
             p = subprocess.run([sys.executable, "-m", "deeprc.cli", "launch", pipeline, "--site", "local-slurm",
-                                "--mode", mode, "--profile", profile, "--wait"], capture_output=True, text=True, cwd=ROOT)
-            if p.returncode != 0:
-                print(f"slurm {mode} run failed: {p.stdout[-1500:]}{p.stderr[-1500:]}")
-                return out or None
+                                "--mode", mode, "--profile", profile, "--run-dir", str(run_dir)],
+                               capture_output=True, text=True, cwd=ROOT)
+            if p.returncode != 0 or not _wait_run(run_dir, n):
+                print(f"slurm {mode} run failed: {p.stdout[-1500:]}{p.stderr[-1500:]} (see {run_dir})")
+                return res or None
             walls.append(time.time() - t0)
-        out[mode] = {"walls": walls, "median_s": statistics.median(walls)}
-    out["ratio"] = out["pilot"]["median_s"] / out["batch"]["median_s"]
-    return out
+            print(f"  slurm {mode}: {walls[-1]:.1f} s", flush=True)
+        res[mode] = {"walls": walls, "median_s": statistics.median(walls)}
+    res["ratio"] = res["pilot"]["median_s"] / res["batch"]["median_s"]
+    return res
 
 
 def plot(res: dict, path: Path) -> None:
@@ -199,7 +220,7 @@ def main() -> None:
         print(f"dispatch latency: {args.tasks} tiny function tasks ...", flush=True)
         res["dispatch"] = dispatch_latency(args.tasks, out / "latency")
     if args.slurm:
-        res["slurm"] = slurm_runs(args.pipeline, args.profile, args.runs)
+        res["slurm"] = slurm_runs(args.pipeline, args.profile, args.runs, out)
     (out / "results.json").write_text(json.dumps(res, indent=2))
     plot(res, out / "results.png")
     lines = [f"# pilot vs batch: {Path(args.pipeline).name} ({args.profile}), {args.runs} runs each, {os.cpu_count()} cores", ""]

@@ -12,7 +12,7 @@ import subprocess
 import time
 from typing import Any
 
-from deeprc.pipeline.commands import launch_argv, stage_argv, stage_env
+from deeprc.pipeline.commands import stage_env, stage_launch_argv
 from deeprc.pipeline.engine import Completion
 from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
@@ -37,8 +37,7 @@ class BatchBackend:
         assert self.run is not None
         self._n += 1
         task = f"batch.{self._n:04d}"
-        argv = launch_argv(stage.ranks, stage_argv(self.run.path, stage, attempt, self.site), self.site,
-                           stage.cores_per_rank)
+        argv = stage_launch_argv(self.run.path, stage, attempt, self.site)
         env = {**os.environ, **stage_env(self.run.path, stage, attempt), "DEEPRC_TASK": task}
         if self.site is not None:
             env.update(getattr(self.site, "environment", {}) or {})

@@ -96,7 +96,7 @@ def run(pipeline: str, site_name: str, runner: str, profile: str, run_dir: str |
     site = load_site_or_default(site_name)
     if (runner == "batch" and not stages and site is not None and getattr(site, "scheduler", "local") != "local"
             and not os.environ.get("SLURM_JOB_ID")):
-        _delegate_launch(pipeline, site_name, profile)
+        _delegate_launch(pipeline, site_name, profile, run_dir)
         return
     result, path = run_pipeline(pipeline, site_name=site_name, runner=runner, profile=profile, run_dir=run_dir,
                                 stages=list(stages), resume=not no_resume, cores=cores)
@@ -119,15 +119,14 @@ def failure_error(result: Any, path: Path) -> DeepRCError:
     )
 
 
-def _delegate_launch(pipeline: str, site_name: str, profile: str) -> None:
-    """Batch on a scheduler site is one job per stage: that is `deeprc-deploy launch --mode batch`."""
+def _delegate_launch(pipeline: str, site_name: str, profile: str, run_dir: str | None) -> None:
+    """Batch on a scheduler site is one job per stage (afterok): that is `deeprc-deploy launch --mode batch`."""
     from deeprc.cli import cli
 
-    try:
-        cli.main(["launch", pipeline, "--site", site_name, "--mode", "batch", "--profile", profile],
-                 prog_name="deeprc-deploy", standalone_mode=False)
-    except DeepRCError:
-        raise
+    args = ["launch", pipeline, "--site", site_name, "--mode", "batch", "--profile", profile]
+    if run_dir:
+        args += ["--run-dir", run_dir]
+    cli.main(args, prog_name="deeprc-deploy", standalone_mode=False)
 
 
 @click.command("report")

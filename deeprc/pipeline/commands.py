@@ -52,13 +52,18 @@ def _fill(arg: str, run_dir: Path, stage: Stage) -> str:
         return arg  # braces that are not ours stay as written
 
 
-def stage_argv(run_dir: Path, stage: Stage, attempt: int, site: Any = None) -> list[str]:
-    """The program one rank runs: the entry point for functions, the command otherwise."""
+def stage_argv(run_dir: Path, stage: Stage, attempt: int, site: Any = None, wrap_image: bool = True,
+               python: str | None = None) -> list[str]:
+    """The program one rank runs: the entry point for functions, the command otherwise.
+
+    `image_command` stages are wrapped with the site's container runtime unless `wrap_image` is
+    False (the caller's launcher line does it, see `launch_argv`).
+    """
     if stage.kind == "function":
-        return [sys.executable, "-m", "deeprc.pipeline.entry", "--run-dir", str(run_dir), "--stage", stage.name,
+        return [python or sys.executable, "-m", "deeprc.pipeline.entry", "--run-dir", str(run_dir), "--stage", stage.name,
                 "--attempt", str(attempt)]
     argv = [_fill(a, run_dir, stage) for a in (stage.command or stage.image_command or [])]
-    if stage.kind == "image_command":
+    if stage.kind == "image_command" and wrap_image:
         argv = in_image(argv, site, stage, run_dir)
     return argv
 
@@ -88,13 +93,29 @@ def mpiexec_path() -> str:
     return found
 
 
-def launch_argv(ranks: int, argv: list[str], site: Any = None, cores_per_rank: int = 1) -> list[str]:
-    """`launcher -n ranks argv`: the built-in mpiexec locally, the site's launcher elsewhere."""
-    name = getattr(site, "launcher", "mpiexec") if site is not None else "mpiexec"
-    local = site is None or getattr(site, "scheduler", "local") == "local"
-    if local and name in ("mpiexec", "mpirun", "local"):
-        return [mpiexec_path(), "-n", str(ranks), "--oversubscribe", "--bind-to", "none", *argv]
-    from deeprc.launchers import get_launcher
+def is_local(site: Any) -> bool:
+    return site is None or getattr(site, "scheduler", "local") == "local"
 
-    opts: dict[str, Any] = {"cpus_per_rank": cores_per_rank}
-    return get_launcher(name).command(ranks, argv, **opts)
+
+def launch_argv(ranks: int, argv: list[str], site: Any = None, cores_per_rank: int = 1) -> list[str]:
+    """`mpiexec -n ranks argv` with this venv's Open MPI (local runs, oversubscribed, unbound)."""
+    return [mpiexec_path(), "-n", str(ranks), "--oversubscribe", "--bind-to", "none", *argv]
+
+
+def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int, site: Any = None) -> list[str]:
+    """The whole launcher line of one stage attempt (batch runner).
+
+    Locally: this venv's mpiexec. On a scheduler site (inside the stage's job): the site's launcher,
+    GPU binding and container runtime via `deeprc.runtimes.rank_command` (function and image stages
+    run inside the site's image when it has one; plain commands run on the host).
+    """
+    if is_local(site):
+        return launch_argv(stage.ranks, stage_argv(run_dir, stage, attempt, site), site, stage.cores_per_rank)
+    from deeprc.runtimes import rank_command
+
+    container = getattr(site, "container", None)
+    imaged = container is not None and getattr(container, "runtime", "none") != "none"
+    python = "python" if imaged and stage.kind == "function" else None  # the image's own Python
+    return rank_command(site, stage.ranks, stage_argv(run_dir, stage, attempt, site, wrap_image=False, python=python),
+                        cores_per_rank=stage.cores_per_rank, gpus_per_rank=stage.gpus_per_rank,
+                        binds=[str(run_dir)], in_image=stage.kind != "command")

@@ -44,7 +44,7 @@ class Pilot:
     """A started RP session + pilot (+ one raptor master and MPI worker); shareable across runs."""
 
     def __init__(self, site: Any = None, site_name: str = "local", cores: int | None = None,
-                 worker_ranks: int | None = None, base: str | Path | None = None, runtime_min: int = 60) -> None:
+                 worker_ranks: int | None = None, base: str | Path | None = None, runtime_min: int = 1440) -> None:
         self.site, self.site_name = site, site_name
         self.cores = cores or LOCAL_CORES
         self.worker_ranks = worker_ranks or max(1, self.cores // 2)

@@ -132,11 +132,15 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     sections = [("stages", ["stage", "state", "attempts", "seconds"], stage_rows), *_tables(metrics),
                 ("tasks", ["stage", "task", "waited s", "ran s", "result"], task_rows)]
     images = ([chart] if chart else []) + plots
+    summaries = [(n, (run_dir / "stages" / n / "summary.md").read_text()) for n in stages
+                 if (run_dir / "stages" / n / "summary.md").is_file()]
 
     md = [f"# {title}", "", *[f"- {h}" for h in head], f"- written {time.strftime('%Y-%m-%d %H:%M:%S')}", ""]
     for name, cols, rows in sections:
         md += [f"## {name}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         md += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows] + [""]
+    for n, text in summaries:
+        md += [f"## summary of {n}", "", text.replace("\n# ", "\n### ").removeprefix("# "), ""]
     md += ["## plots", ""] + [f"![{p.stem}]({p.relative_to(run_dir)})" for p in images]
     md_path = run_dir / "report.md"
     md_path.write_text("\n".join(md) + "\n")
@@ -150,6 +154,8 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
         h.append(f"<h2>{e(name)}</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
         h += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
         h.append("</table>")
+    for n, text in summaries:
+        h.append(f"<h2>summary of {e(n)}</h2><pre>{e(text)}</pre>")
     h.append("<h2>plots</h2>")
     h += [f"<figure><img src='{e(str(p.relative_to(run_dir)))}'><figcaption>{e(p.stem)}</figcaption></figure>" for p in images]
     h.append("</body></html>")
