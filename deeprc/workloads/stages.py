@@ -132,13 +132,14 @@ def train_forecast(ctx: StageContext) -> dict:
     forecast_plot(train, test, pred, ctx.outdir / f"forecast_{'_'.join(names)}.png",
                   max_series=param(ctx, "plot_series", 4, int))
     naive = summary.set_index("model").loc["SeasonalNaive"]
-    out: dict[str, Any] = {"models": names, "dataset": meta.get("dataset"), "series": n_series,
-                           "train_seconds": round(seconds, 2), "resumed": resumed, "ranks": ctx.size}
+    out: dict[str, Any] = {}
     for _, row in summary.iterrows():
         prefix = "" if row["model"] == names[0] else ("naive_" if row["model"] == "SeasonalNaive" else f"{row['model']}_")
         for metric in ("MAE", "RMSE", "sMAPE", "MASE"):
             out[prefix + metric] = json_float(row[metric])
     out["beats_naive"] = bool(out["MASE"] is not None and out["MASE"] < float(naive["MASE"]))
+    out.update(models=names, dataset=meta.get("dataset"), series=n_series, train_seconds=round(seconds, 2),
+               resumed=resumed, ranks=ctx.size)
     ctx.log.info("%s", markdown_table(summary))
     return out
 
@@ -287,10 +288,11 @@ def train_hydrology(ctx: StageContext) -> dict:
     pd.concat(preds, ignore_index=True).to_parquet(ctx.outdir / "predictions.parquet", index=False)
     scores = pd.DataFrame(rows)
     scores.assign(stage=ctx.name, kind="hydrology").to_parquet(ctx.outdir / "metrics.parquet", index=False)
-    out: dict[str, Any] = {"arch": arch, "basins": len(rows), "train_seconds": round(seconds, 2),
-                           "final_loss": json_float(losses[-1]), "ranks": ctx.size, "sequences": len(x_train)}
-    for metric in ("NSE", "KGE", "RMSE"):
-        out[metric] = json_float(scores[metric].median()) if len(rows) > 1 else json_float(scores[metric].iloc[0])
+    out: dict[str, Any] = {}
+    for metric in ("NSE", "KGE", "RMSE"):  # median over basins
+        out[metric] = json_float(scores[metric].median())
+    out.update(arch=arch, basins=len(rows), train_seconds=round(seconds, 2), final_loss=json_float(losses[-1]),
+               ranks=ctx.size, sequences=len(x_train))
     if 1 < len(rows) <= 10:
         for r in rows:
             out.update({f"{m}_{r['basin']}": json_float(r[m]) for m in ("NSE", "KGE")})

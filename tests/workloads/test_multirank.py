@@ -69,3 +69,15 @@ def test_train_hydrology_multiworker_two_ranks(tmp_path, make_ctx):
     assert metrics["ranks"] == 2 and metrics["NSE"] > 0.0, metrics
     assert (run / "train_gru" / "predictions.parquet").is_file()
     assert "MultiWorkerMirroredStrategy" in out["log"] or "Enabled multi-worker collective ops" in out["log"]
+
+
+@pytest.mark.slow
+def test_train_forecast_ddp_two_ranks(tmp_path, make_ctx):
+    """neuralforecast DDP (Gloo) over DeepRC's Lightning cluster environment on 2 real ranks."""
+    stages.prepare_forecast(make_ctx(tmp_path, "prepare_forecast", {"dataset": "airpassengers", "horizon": 12}))
+    params = {"model": "NHITS", "horizon": 12, "input_size": 24, "max_steps": 10}
+    out = run_ranks(2, "deeprc.workloads.stages:train_forecast", tmp_path, "train_nhits", params,
+                    {"prepare_forecast": tmp_path / "prepare_forecast"}, timeout=500)
+    assert out["metrics"]["ranks"] == 2 and out["metrics"]["MASE"] is not None
+    assert "MEMBER: 2/2" in out["log"] and "distributed_backend=gloo" in out["log"]
+    assert (tmp_path / "train_nhits" / "predictions.parquet").is_file()
