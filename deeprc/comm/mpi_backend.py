@@ -23,6 +23,7 @@ from deeprc.comm.timeouts import dead_rank_message
 from deeprc.errors import DeepRCError
 
 _NO_NUMPY = {"torch.bfloat16", "torch.float16"}
+_AR_NAMES = {op: f"allreduce({op})" for op in ("sum", "min", "max", "mean")}
 _SPIN = 200  # Test() calls before yielding the CPU
 _failed = False
 
@@ -112,7 +113,7 @@ class MPICommunicator(Communicator):
             return self._allreduce_into(x, op, mop, out)
         arr, back = to_host(x)
         out = np.empty_like(arr)
-        self._wait(self.mpi.Iallreduce(arr, out, mop), f"allreduce({op})")
+        self._wait(self.mpi.Iallreduce(arr, out, mop), _AR_NAMES[op])
         if op == "mean":
             out = mean_of(out, self.size)
         return back(out)
@@ -128,7 +129,7 @@ class MPICommunicator(Communicator):
         else:
             xa, oa = x, out
         send = self._in_place if x is out else (xa if xa.flags.c_contiguous else np.ascontiguousarray(xa))
-        self._wait(self.mpi.Iallreduce(send, oa, mop), f"allreduce({op})")
+        self._wait(self.mpi.Iallreduce(send, oa, mop), _AR_NAMES[op])
         if op == "mean":
             oa /= self.size
         return out
