@@ -149,7 +149,7 @@ def render(plan: LaunchPlan) -> list[RenderedJob]:
                        part.gpus_per_node, "pilot-%j.out" if sched.name == "slurm" else "pilot.out")
         text = tmpl.render(
             **_common(plan), directives=sched.directives(req), title=f"pipeline {pipe.name} on site {plan.site.name}",
-            rp_label=plan.site.rp_resource()[0], rp_config_dir=str(plan.launch_dir / "radical"),
+            rp_label=plan.site.rp_resource()[0], rp_pattern=re.escape(str(plan.run_dir / "rp")) + "/", rp_config_dir=str(plan.launch_dir / "radical"),
             stages=[{"name": st.name, "line": _rank_line(plan, st)} for st in plan.stages],
             run_cmd=_run_cmd(plan, "--runner", "pilot", "--cores", str(plan.nodes * _rp_cores(plan))),
         )

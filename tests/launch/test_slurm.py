@@ -82,10 +82,11 @@ def test_launch_runs_to_completion(slurm: dict, site: str, tmp_path: Path, mode:
     assert "==>" in logs
 
 
-def test_cancel_stops_a_running_launch_and_keeps_outputs(slurm: dict, site: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["batch", "pilot"])
+def test_cancel_stops_a_running_launch_and_keeps_outputs(slurm: dict, site: str, tmp_path: Path, mode: str) -> None:
     env = slurm["env"]
     run = tmp_path / "run"
-    cli(env, "launch", "--site", site, TINY, "--mode", "batch", "--profile", "slow", "--run-dir", str(run),
+    cli(env, "launch", "--site", site, TINY, "--mode", mode, "--profile", "slow", "--run-dir", str(run),
         "--time", "00:10:00")
     wait(env, run, lambda st: st["stages"].get("prepare", {}).get("state") == "done"
          and st["stages"].get("train", {}).get("state") == "running", timeout=180)
@@ -93,7 +94,7 @@ def test_cancel_stops_a_running_launch_and_keeps_outputs(slurm: dict, site: str,
     assert "cancelled jobs:" in out
     st = wait(env, run, lambda s: all(j["state"] in ("cancelled", "failed", "done", "unknown") for j in s["jobs"]),
               timeout=60)[-1]
-    train_job = next(j for j in st["jobs"] if j["key"] == "train")
+    train_job = next(j for j in st["jobs"] if j["key"] == ("train" if mode == "batch" else "pilot"))
     assert train_job["state"] in ("cancelled", "unknown")
     assert (run / "stages" / "prepare" / "_done.json").is_file()  # finished outputs stay
     assert (run / "stages" / "prepare" / "data.json").is_file()
@@ -101,6 +102,13 @@ def test_cancel_stops_a_running_launch_and_keeps_outputs(slurm: dict, site: str,
     time.sleep(3)
     q = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=env).stdout.split()
     assert train_job["job_id"] not in q
+    # nothing started for this run keeps running (Radical Pilot's agents included)
+    for _ in range(20):
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        if str(run) not in ps:
+            break
+        time.sleep(2)
+    assert str(run) not in ps, [line for line in ps.splitlines() if str(run) in line][:5]
 
 
 DEMO = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
