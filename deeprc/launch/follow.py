@@ -62,8 +62,28 @@ def run_status(run: str | Path) -> dict[str, Any]:
             for j in jobs:
                 if j["state"] in ("unknown", "queued", "running"):
                     j["state"] = "cancelled"
-    return {"run": status.get("run", "pending" if record else "unknown"), "stages": status.get("stages", {}),
-            "jobs": jobs, "launch": record, "run_dir": str(rd)}
+    stages = {k: dict(v) for k, v in status.get("stages", {}).items()}
+    for name, st in stages.items():  # `_done.json` marks success, whichever process wrote status.json last
+        if (rd / "stages" / name / "_done.json").is_file():
+            st["state"] = "done"
+    run_state = status.get("run", "pending" if record else "unknown")
+    if record and record.get("mode") == "batch":
+        run_state = _batch_run_state(stages, jobs)
+    return {"run": run_state, "stages": stages, "jobs": jobs, "launch": record, "run_dir": str(rd)}
+
+
+def _batch_run_state(stages: dict[str, dict], jobs: list[dict]) -> str:
+    """One state for a run whose stages are separate jobs (each job's runner sees only its stage)."""
+    states = {j["state"] for j in jobs}
+    if stages and all(s.get("state") == "done" for s in stages.values()) and len(stages) >= len(jobs):
+        return "done"
+    if "cancelled" in states:
+        return "cancelled"
+    if "failed" in states or any(s.get("state") == "failed" for s in stages.values()):
+        return "failed"
+    if "running" in states:
+        return "running"
+    return "queued" if states <= {"queued"} else "running"
 
 
 def log_files(run: str | Path, stage: str | None = None) -> list[Path]:
