@@ -102,8 +102,15 @@ class Pilot:
 
         t0 = time.time()
         self.base.mkdir(parents=True, exist_ok=True)
-        resource, schema = self._resource()
-        self.session = rp.Session(cfg={"base": str(self.base)})
+        old_cfg_dir = os.environ.get("RADICAL_CONFIG_USER_DIR")
+        try:
+            resource, schema = self._resource()
+            self.session = rp.Session(cfg={"base": str(self.base)})  # reads the resource configs now
+        finally:  # leave the caller's RP config dir as it was
+            if old_cfg_dir is None:
+                os.environ.pop("RADICAL_CONFIG_USER_DIR", None)
+            else:
+                os.environ["RADICAL_CONFIG_USER_DIR"] = old_cfg_dir
         try:
             pmgr = rp.PilotManager(session=self.session)
             pd: dict[str, Any] = {"resource": resource, "cores": self.cores, "runtime": self.runtime_min,

@@ -100,6 +100,11 @@ class RunFolder:
         stages = self.status.get("stages", {})
         self.status = {"run": "starting", "pipeline": pipe.name, "profile": pipe.profile,
                        "stages": {s.name: stages.get(s.name, {"state": "pending", "attempts": 0}) for s in pipe.stages}}
+        for name, st in self.status["stages"].items():
+            st.setdefault("attempts", 0)
+            st.setdefault("started", None)
+            st.setdefault("finished", None)
+            st.setdefault("log", str(self.log_path(name)))
         if not keep_others:
             for st in self.status["stages"].values():
                 if st.get("state") not in ("done", "cached"):
