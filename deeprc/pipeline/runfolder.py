@@ -76,6 +76,7 @@ class RunFolder:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).resolve()
         self._lock = threading.Lock()
+        self._touched: set[str] = set()  # stages this process changed (it owns their status)
         self.status: dict[str, Any] = read_json(self.path / "status.json", {}) or {}
 
     # layout ------------------------------------------------------------------
@@ -96,7 +97,11 @@ class RunFolder:
         """
         for sub in ("stages", "logs", "plots"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
-        self.spec_path.write_text(pipe.to_yaml())
+        text = pipe.to_yaml()
+        if not self.spec_path.is_file() or self.spec_path.read_text() != text:
+            tmp = self.spec_path.with_name(f".spec.yaml.{os.getpid()}.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, self.spec_path)  # stage jobs running at the same time never see half a file
         stages = self.status.get("stages", {})
         self.status = {"run": "starting", "pipeline": pipe.name, "profile": pipe.profile,
                        "stages": {s.name: stages.get(s.name, {"state": "pending", "attempts": 0}) for s in pipe.stages}}
@@ -106,7 +111,8 @@ class RunFolder:
             st.setdefault("finished", None)
             st.setdefault("log", str(self.log_path(name)))
         if not keep_others:
-            for st in self.status["stages"].values():
+            for name, st in self.status["stages"].items():
+                self._touched.add(name)
                 if st.get("state") not in ("done", "cached"):
                     st["state"] = "pending"
         self.write_status()
@@ -116,7 +122,18 @@ class RunFolder:
 
     # live state --------------------------------------------------------------
     def write_status(self) -> None:
-        with self._lock:
+        """Write status.json, merged with what other processes (parallel `--stage` jobs) wrote."""
+        import fcntl
+
+        with self._lock, open(self.path / ".status.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            disk = read_json(self.path / "status.json", {}) or {}
+            stages = disk.get("stages", {})
+            for name in self._touched:
+                stages[name] = self.status["stages"][name]
+            for name, st in self.status.get("stages", {}).items():
+                stages.setdefault(name, st)
+            self.status["stages"] = {n: stages[n] for n in self.status.get("stages", {})} or stages
             _write_json(self.path / "status.json", self.status)
 
     def set_run(self, state: str, **extra: Any) -> None:
@@ -125,6 +142,7 @@ class RunFolder:
         self.write_status()
 
     def set_stage(self, name: str, **fields: Any) -> None:
+        self._touched.add(name)
         self.status.setdefault("stages", {}).setdefault(name, {}).update(fields)
         self.write_status()
 

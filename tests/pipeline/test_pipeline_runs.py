@@ -152,3 +152,20 @@ def test_stage_option_needs_upstream(tmp_path, stagefns_on_path, write_spec):
     assert result.stages["a"]["state"] == "done" and result.stages["b"]["state"] == "pending"
     result, _ = run_pipeline(spec, runner="batch", run_dir=tmp_path / "run", stages=["b"], quiet=True)
     assert result.stages["b"]["state"] == "done"
+
+
+def test_parallel_stage_jobs_share_status(tmp_path, stagefns_on_path, write_spec):
+    """Two `run --stage` processes at once (as Slurm batch jobs of independent stages do) keep both states."""
+    import subprocess
+    import sys
+
+    spec = write_spec(tmp_path, DIAMOND)
+    run_dir = tmp_path / "run"
+    result, _ = run_pipeline(spec, runner="batch", run_dir=run_dir, stages=["a"], quiet=True)
+    assert result.state == "done"
+    procs = [subprocess.Popen([sys.executable, "-m", "deeprc.cli", "run", str(spec), "--runner", "batch",
+                               "--run-dir", str(run_dir), "--stage", s], stdout=subprocess.DEVNULL)
+             for s in ("b", "c")]
+    assert [p.wait(300) for p in procs] == [0, 0]
+    status = json.loads((run_dir / "status.json").read_text())
+    assert {n: s["state"] for n, s in status["stages"].items()} == {"a": "done", "b": "done", "c": "done", "d": "pending"}
