@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Sequence
 
@@ -16,6 +17,32 @@ _HASH_SEED = 0x5EED
 
 # seconds spent moving rows between ranks (partitioning + exchange), for benchmarks and reports
 TIMINGS: dict[str, float] = {"partition_s": 0.0, "exchange_s": 0.0}
+
+
+def chunk_bytes() -> int:
+    """Largest piece one alltoallv round carries per destination (`DEEPRC_DATA_CHUNK_BYTES`, 16 MiB).
+
+    Big exchanges go in rounds: it bounds the communicator's staging copies and keeps every call
+    short, which matters when ranks share cores (progress is driven by polling).
+    """
+    return max(1, int(os.environ.get("DEEPRC_DATA_CHUNK_BYTES") or 16 << 20))
+
+
+def alltoallv(comm: Any, messages: list[bytes]) -> list[bytes | memoryview]:
+    """`comm.alltoallv` in rounds of at most :func:`chunk_bytes` per destination."""
+    chunk = chunk_bytes()
+    longest = max((len(m) for m in messages), default=0)
+    rounds = int(np.asarray(comm.allreduce(np.array([-(-longest // chunk)], dtype=np.int64), op="max"))[0])
+    if rounds <= 1:
+        return list(comm.alltoallv(messages))
+    views = [memoryview(m) for m in messages]
+    received: list[list[bytes]] = [[] for _ in messages]
+    for i in range(rounds):
+        parts = comm.alltoallv([bytes(v[i * chunk : (i + 1) * chunk]) for v in views])
+        for src, part in enumerate(parts):
+            if len(part):
+                received[src].append(part)
+    return [b"".join(parts) for parts in received]
 
 
 def reset_timings() -> None:
@@ -46,18 +73,18 @@ def _hashable_keys(table: pa.Table, keys: Sequence[str]) -> pa.Table:
 def destinations(table: pa.Table, keys: Sequence[str], nparts: int) -> np.ndarray:
     """The destination rank (0..nparts-1) of every row, from a stable hash of its key columns."""
     if table.num_rows == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.uint16)
     frame = pl.from_arrow(_hashable_keys(table, keys))
     assert isinstance(frame, pl.DataFrame)
-    hashes = frame.hash_rows(seed=_HASH_SEED).to_numpy()
-    return (hashes % np.uint64(nparts)).astype(np.int64)
+    dest = frame.hash_rows(seed=_HASH_SEED) % nparts
+    return dest.cast(pl.UInt16 if nparts < 65536 else pl.UInt64).to_numpy()
 
 
 def split_by_destination(table: pa.Table, dest: np.ndarray, nparts: int) -> list[pa.Table]:
     """Cut a table into `nparts` pieces, row i going to piece dest[i] (one take, then zero-copy slices)."""
     if nparts == 1:
         return [table]
-    small = dest.astype(np.uint16 if nparts < 65536 else np.int64)
+    small = dest if dest.dtype == np.uint16 or nparts >= 65536 else dest.astype(np.uint16)
     order = np.argsort(small, kind="stable")
     counts = np.bincount(small, minlength=nparts)
     ordered = table.take(pa.array(order)) if table.num_rows else table
@@ -73,7 +100,7 @@ def exchange(comm: Any, pieces: list[pa.Table], schema: pa.Schema) -> pa.Table:
     if comm.size == 1:
         return pieces[0]
     start = time.perf_counter()
-    received = comm.alltoallv([to_bytes(piece) for piece in pieces])
+    received = alltoallv(comm, [to_bytes(piece) for piece in pieces])
     tables = [from_bytes(buf) for buf in received]
     tables = [t if t.schema.equals(schema) else t.cast(schema) for t in tables]
     out = pa.concat_tables(tables) if tables else schema.empty_table()
@@ -111,7 +138,7 @@ def exchange_many(comm: Any, piece_lists: list[list[pa.Table]], schemas: list[pa
         return [pieces[0] for pieces in piece_lists]
     start = time.perf_counter()
     messages = [_pack([pieces[dest] for pieces in piece_lists]) for dest in range(comm.size)]
-    received = [_unpack(m) for m in comm.alltoallv(messages)]
+    received = [_unpack(m) for m in alltoallv(comm, messages)]
     outs = []
     for j, schema in enumerate(schemas):
         tables = [from_bytes(parts[j]) for parts in received]

@@ -14,9 +14,9 @@ import pyarrow.dataset as ds
 from deeprc.data import io as _io
 from deeprc.data._comm import allreduce_int, collective, resolve_comm
 from deeprc.data.backends import resolve_backend
-from deeprc.data.groupby import distributed_groupby
+from deeprc.data.groupby import check_columns, distributed_groupby, normalise_spec
 from deeprc.data.ipc import from_bytes, to_bytes
-from deeprc.data.join import distributed_join
+from deeprc.data.join import check_keys, distributed_join
 from deeprc.data.shuffle import hash_shuffle
 from deeprc.data.sort import distributed_sort
 from deeprc.errors import DeepRCError, config_error
@@ -201,6 +201,7 @@ class DTable:
         """Join with `other` on key columns (inner, left, right, outer); clashing columns get suffixes."""
         on = _as_list(on)
         if self.backend.name == "cylon":
+            check_keys(self.schema, other.schema, on, self.source, other.source)
             return self._derive(self.backend.join(self._table, other._table, on, how, suffixes))
         out = distributed_join(self.comm, self._table, other._table, on, how, suffixes, self.source, other.source)
         return self._derive(out, source=f"join({self.source}, {other.source})")
@@ -262,6 +263,7 @@ class GroupBy:
         """Aggregate: {"col": ["count", "sum", "mean", "min", "max", "std"]}; output columns `col_agg`."""
         t = self.table
         if t.backend.name == "cylon":
+            check_columns(t.schema, self.keys, normalise_spec(spec), t.source)
             return t._derive(t.backend.groupby(t._table, self.keys, spec))
         return t._derive(distributed_groupby(t.comm, t._table, self.keys, spec, t.source))
 

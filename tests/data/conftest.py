@@ -18,7 +18,8 @@ from dtable_cases import generate_cases, reference  # noqa: E402
 from deeprc.data.ipc import from_bytes  # noqa: E402
 
 CASES_PER_OP = 20
-# (ranks, local kernel): every rank count with the default kernels, 2 ranks on Arrow/Acero and on polars
+# (ranks, local kernel): every rank count with the default kernels, 2 ranks on Arrow/Acero and on
+# polars (the polars run also cuts exchanges into 1 KiB rounds, to test the chunked path)
 CONFIGS = ((1, "auto"), (2, "auto"), (3, "auto"), (2, "arrow"), (2, "polars"))
 
 
@@ -64,7 +65,7 @@ def dtable_results(dtable_cases: list[dict], mpi_env: dict, tmp_path_factory: py
     for ranks, kernel in CONFIGS:
         out = folder / f"results-{ranks}-{kernel}.pkl"
         launch(mpi_env, ranks, HERE / "mpi_runner.py", [str(cases_file), str(out)],
-               extra_env={"DEEPRC_DATA_KERNEL": kernel})
+               extra_env={"DEEPRC_DATA_KERNEL": kernel, "DEEPRC_DATA_CHUNK_BYTES": "1024" if kernel == "polars" else ""})
         results[ranks, kernel] = pickle.loads(out.read_bytes())
     return results
 

@@ -43,7 +43,7 @@ def _check_case(case: dict, result: dict, ranks: int, want: object) -> None:
 
 
 CONFIGS = [(1, "auto"), (2, "auto"), (3, "auto"), (2, "arrow"), (2, "polars")]
-CONFIG_IDS = ["1rank", "2ranks", "3ranks", "2ranks-arrow", "2ranks-polars"]
+CONFIG_IDS = ["1rank", "2ranks", "3ranks", "2ranks-arrow", "2ranks-polars-chunked"]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from deeprc.errors import DeepRCError
@@ -15,6 +16,7 @@ class NativeBackend:
     name = "native"
 
 
+@functools.lru_cache(maxsize=1)
 def cylon_available() -> bool:
     """True when pycylon imports here."""
     try:
