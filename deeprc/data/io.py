@@ -78,12 +78,12 @@ def unify_file_schemas(schemas: list[tuple[str, pa.Schema]]) -> pa.Schema:
             column = (missing or extra)[0]
             what = (f"column '{column}' of {first_file} is missing here" if missing
                     else f"column '{column}' is not in {first_file}")
-            raise config_error(path, column, f"schema mismatch between input files: {what}",
+            raise config_error(path, column, f"schema mismatch between inputs: {what}",
                                "give all files the same columns, or read them separately and use DTable.concat")
         for name in schema.names:
             promoted = _promote(fields[name], schema.field(name).type)
             if promoted is None:
-                raise config_error(path, name, f"schema mismatch between input files: column '{name}' is "
+                raise config_error(path, name, f"schema mismatch between inputs: column '{name}' is "
                                    f"{schema.field(name).type} here but {fields[name]} in {first_file}",
                                    "make the column the same type in every file (or pass column_types for CSV)")
             fields[name] = promoted
