@@ -40,7 +40,7 @@ def leaf_river() -> Basin:
     dates = pd.to_datetime(dict(year=raw[:, 2].astype(int), month=raw[:, 1].astype(int), day=raw[:, 0].astype(int)))
     frame = pd.DataFrame({"prcp": raw[:, 5:9].sum(axis=1), "pet": raw[:, 4], "flow": raw[:, 3]},
                          index=pd.DatetimeIndex(dates, name="date"))
-    return Basin("leaf_river", frame, ["prcp", "pet"], "m3/s", str(path), area_km2=1944.0, lat=31.0)
+    return Basin("leaf_river", frame, ["prcp", "pet"], "m3/s", str(path), area_km2=1944.0, lat=31.7)
 
 
 def lumod_catchment(name: str) -> Basin:
