@@ -105,13 +105,14 @@ def _rank_line(plan: LaunchPlan, st) -> str:  # noqa: ANN001
     return shlex.join(argv)
 
 
-def _request(plan: LaunchPlan, name: str, nodes: int, ntasks: int, gpus_per_node: int, out: str) -> JobRequest:
+def _request(plan: LaunchPlan, name: str, nodes: int, ntasks: int, gpus_per_node: int, out: str,
+             per_node: int | None = None) -> JobRequest:
     part = plan.part
     extra = list(plan.site.directives) + list(part.directives)
     queue = part.queue if part.queue is not None else plan.partition
     return JobRequest(
         name=name, nodes=nodes, ntasks=ntasks, cores_per_node=part.cores_per_node, walltime=plan.walltime,
-        gpus_per_node=gpus_per_node, partition=queue or None, account=plan.account, qos=part.qos,
+        gpus_per_node=gpus_per_node, ntasks_per_node=per_node, partition=queue or None, account=plan.account, qos=part.qos,
         constraint=part.constraint, output=str(plan.launch_dir / out), workdir=str(plan.run_dir), extra=extra,
     )
 
@@ -158,7 +159,7 @@ def render(plan: LaunchPlan) -> list[RenderedJob]:
     for st in plan.stages:
         gpn = (int(st.gpus_per_rank * st.ranks_per_node + 0.999) if st.gpus_per_rank else 0)
         req = _request(plan, f"deeprc-{pipe.name}-{st.name}", st.nodes, st.ranks, gpn,
-                       f"{st.name}-%j.out" if sched.name == "slurm" else f"{st.name}.out")
+                       f"{st.name}-%j.out" if sched.name == "slurm" else f"{st.name}.out", st.ranks_per_node)
         text = tmpl.render(
             **_common(plan), directives=sched.directives(req), title=f"stage {st.name} of pipeline {pipe.name} on site {plan.site.name}",
             stage=st.name, rank_line=_rank_line(plan, st),

@@ -20,6 +20,7 @@ class JobRequest:
     cores_per_node: int
     walltime: str  # HH:MM:SS
     gpus_per_node: int = 0
+    ntasks_per_node: int | None = None  # default: ntasks spread over nodes
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
@@ -27,6 +28,10 @@ class JobRequest:
     output: str = "job.out"  # path of the scheduler's log (%j style placeholders allowed)
     workdir: str = "."
     extra: list[str] = field(default_factory=list)
+
+
+def tasks_per_node(job: JobRequest) -> int:
+    return job.ntasks_per_node or max(1, -(-job.ntasks // job.nodes))
 
 
 class Scheduler:

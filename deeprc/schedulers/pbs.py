@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from deeprc.schedulers.base import CANCELLED, DONE, FAILED, QUEUED, RUNNING, UNKNOWN, JobRequest, Scheduler, q
+from deeprc.schedulers.base import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, UNKNOWN, JobRequest, Scheduler, q,
+                                    tasks_per_node)
 
 _STATES = {"Q": QUEUED, "H": QUEUED, "W": QUEUED, "T": QUEUED, "S": QUEUED, "B": RUNNING, "R": RUNNING, "E": RUNNING,
            "F": DONE, "X": DONE}
@@ -17,7 +18,7 @@ class PBS(Scheduler):
     job_id_var = "PBS_JOBID"
 
     def directives(self, job: JobRequest) -> list[str]:
-        ppn = max(1, -(-job.ntasks // job.nodes))
+        ppn = tasks_per_node(job)
         select = f"select={job.nodes}:ncpus={job.cores_per_node}:mpiprocs={ppn}"
         if job.gpus_per_node:
             select += f":ngpus={job.gpus_per_node}"

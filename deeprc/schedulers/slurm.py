@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from deeprc.schedulers.base import CANCELLED, DONE, FAILED, QUEUED, RUNNING, UNKNOWN, JobRequest, Scheduler, q
+from deeprc.schedulers.base import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, UNKNOWN, JobRequest, Scheduler, q,
+                                    tasks_per_node)
 
 _STATES = {
     "PENDING": QUEUED, "CONFIGURING": QUEUED, "REQUEUED": QUEUED, "SUSPENDED": QUEUED, "RESV_DEL_HOLD": QUEUED,
@@ -23,8 +24,12 @@ class Slurm(Scheduler):
     job_id_var = "SLURM_JOB_ID"
 
     def directives(self, job: JobRequest) -> list[str]:
-        d = [f"--job-name={q(job.name)}", f"--nodes={job.nodes}", f"--ntasks={job.ntasks}", f"--time={job.walltime}",
-             f"--output={q(job.output)}", f"--chdir={q(job.workdir)}"]
+        # --ntasks-per-node always (Lightning's SLURM check rejects a bare --ntasks > 1), --ntasks when it differs
+        ppn = tasks_per_node(job)
+        d = [f"--job-name={q(job.name)}", f"--nodes={job.nodes}", f"--ntasks-per-node={ppn}"]
+        if job.ntasks != ppn * job.nodes:
+            d.append(f"--ntasks={job.ntasks}")
+        d += [f"--time={job.walltime}", f"--output={q(job.output)}", f"--chdir={q(job.workdir)}"]
         if job.partition:
             d.append(f"--partition={q(job.partition)}")
         if job.account:

@@ -61,7 +61,7 @@ def finished(st: dict) -> bool:
         j["state"] in ("done", "failed", "cancelled", "unknown") for j in st["jobs"])
 
 
-@pytest.mark.parametrize("mode", ["batch", "pilot"])
+@pytest.mark.parametrize("mode", ["batch"])  # pilot mode: the demo below (or run tiny with ["batch", "pilot"])
 def test_launch_runs_to_completion(slurm: dict, site: str, tmp_path: Path, mode: str) -> None:
     env = slurm["env"]
     run = tmp_path / "run"
@@ -99,8 +99,11 @@ def test_cancel_stops_a_running_launch_and_keeps_outputs(slurm: dict, site: str,
     assert (run / "stages" / "prepare" / "_done.json").is_file()  # finished outputs stay
     assert (run / "stages" / "prepare" / "data.json").is_file()
     assert not (run / "stages" / "train" / "_done.json").exists()
-    time.sleep(3)
-    q = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=env).stdout.split()
+    for _ in range(30):  # the job leaves the queue once its processes are gone (COMPLETING until then)
+        q = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=env).stdout.split()
+        if train_job["job_id"] not in q:
+            break
+        time.sleep(2)
     assert train_job["job_id"] not in q
     # nothing started for this run keeps running (Radical Pilot's agents included)
     for _ in range(20):
@@ -115,7 +118,7 @@ DEMO = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
 
 
 @pytest.mark.skipif(not DEMO.is_file(), reason="pipelines/demo.yaml is not in this checkout yet")
-@pytest.mark.parametrize("mode", ["batch", "pilot"])
+@pytest.mark.parametrize("mode", ["pilot"])  # batch mode runs 8 jobs one after another (~6 min here): by hand
 def test_demo_small_profile(slurm: dict, tmp_path: Path, mode: str) -> None:
     """The shipped demo pipeline (small profile) through `launch --site local-slurm`."""
     env = slurm["env"]
