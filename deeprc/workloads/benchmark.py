@@ -31,6 +31,11 @@ def _append(out: Path, row: dict) -> None:
     click.echo(json.dumps(row))
 
 
+ORDER = {"forecast": ["kind", "dataset", "model", "horizon", "input_size", "max_steps", "seed", "MAE", "RMSE",
+                      "sMAPE", "MASE", "naive_MASE", "naive_sMAPE", "seconds"],
+         "hydrology": ["kind", "basin", "arch", "seed", "seq_len", "units", "epochs", "NSE", "KGE", "RMSE", "seconds"]}
+
+
 @click.group()
 def cli() -> None:
     """Run full-size configurations and tabulate them."""
@@ -110,8 +115,16 @@ def hydrology(basin: str, arch: str, seeds: str, seq_len: int, units: int, epoch
 def table(results: Path) -> None:
     """Markdown tables of a results file."""
     rows = pd.read_json(results, lines=True)
+    config = [c for c in rows.columns if c not in ("seconds", "MAE", "RMSE", "sMAPE", "MASE", "naive_MASE",
+                                                   "naive_sMAPE", "NSE", "KGE", "error")]
+    rows = rows.drop_duplicates(subset=config, keep="first")  # a rerun of the same configuration
     for kind, part in rows.groupby("kind", sort=False):
+        order = ORDER.get(kind, [])
         part = part.dropna(axis=1, how="all")
+        part = part[[c for c in order if c in part.columns] + [c for c in part.columns if c not in order]]
+        for col in ("seed", "horizon", "input_size", "max_steps", "seq_len", "units", "epochs"):
+            if col in part.columns:
+                part[col] = part[col].astype("Int64")
         click.echo(f"\n### {kind}\n")
         click.echo(markdown_table(part.drop(columns=["kind"])))
 
