@@ -13,11 +13,11 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from dtable_cases import generate_cases, reference  # noqa: E402
+from dtable_cases import KERNEL_OPS, generate_cases, reference  # noqa: E402
 
 from deeprc.data.ipc import from_bytes  # noqa: E402
 
-CASES_PER_OP = 20
+CASES_PER_OP = 15
 # (ranks, local kernel): every rank count with the default kernels, 2 ranks on Arrow/Acero and on
 # polars (the polars run also cuts exchanges into 1 KiB rounds, to test the chunked path)
 CONFIGS = ((1, "auto"), (2, "auto"), (3, "auto"), (2, "arrow"), (2, "polars"))
@@ -61,10 +61,13 @@ def dtable_results(dtable_cases: list[dict], mpi_env: dict, tmp_path_factory: py
     folder = tmp_path_factory.mktemp("dtable")
     cases_file = folder / "cases.pkl"
     cases_file.write_bytes(pickle.dumps(dtable_cases))
+    kernel_file = folder / "kernel-cases.pkl"
+    kernel_file.write_bytes(pickle.dumps([c for c in dtable_cases if c["op"] in KERNEL_OPS]))
     results = {}
     for ranks, kernel in CONFIGS:
         out = folder / f"results-{ranks}-{kernel}.pkl"
-        launch(mpi_env, ranks, HERE / "mpi_runner.py", [str(cases_file), str(out)],
+        cases_file_here = cases_file if kernel == "auto" else kernel_file
+        launch(mpi_env, ranks, HERE / "mpi_runner.py", [str(cases_file_here), str(out)],
                extra_env={"DEEPRC_DATA_KERNEL": kernel, "DEEPRC_DATA_CHUNK_BYTES": "1024" if kernel == "polars" else ""})
         results[ranks, kernel] = pickle.loads(out.read_bytes())
     return results

@@ -81,6 +81,10 @@ def case_strategy(draw: Any, op: str) -> dict:
     return {"op": op, "tables": [t[0] for t in tables], "assign": [t[1] for t in tables], "params": params}
 
 
+# operators whose code path depends on the local kernel or the exchange rounds (the only ones the
+# extra kernel configurations run, to keep the number of cases per launch down)
+KERNEL_OPS = {"join", "sort", "shuffle", "groupby", "distinct", "rebalance", "lags", "fill"}
+
 SERIES = pa.schema([("sid", pa.string()), ("t", pa.int64()), ("x", pa.float64()), ("y", pa.int64())])
 TS_OPS = ["lags", "rolling", "fill", "normalize"]
 
