@@ -140,12 +140,61 @@ class Pilot:
                 pass
 
     def close(self) -> None:
+        """Close the RP session, then stop what it left behind in this pilot's sandbox (raptor workers)."""
         if self.session is not None:
             try:
                 self.session.close(download=False, terminate=True)
             except Exception:
                 pass
             self.session = None
+            stop_leftovers(self.base)
+
+
+def _own_pids(base: Path) -> list[int]:
+    """Processes whose working folder or command line lies under `base` (this pilot's own)."""
+    mine, me = [], os.getpid()
+    prefix = str(base)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if cwd.startswith(prefix) or prefix in cmd:
+            mine.append(int(entry))
+    return mine
+
+
+def stop_leftovers(base: Path, grace: float = 2.0) -> None:
+    """SIGTERM, then SIGKILL, the processes RP left running under `base` (e.g. MPI raptor workers)."""
+    import signal as _signal
+
+    if not Path("/proc").is_dir():
+        return
+    pids = _own_pids(base)
+    for sig in (_signal.SIGTERM, _signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        end = time.time() + grace
+        while pids and time.time() < end:
+            time.sleep(0.1)
+            pids = [p for p in pids if Path(f"/proc/{p}").exists() and _alive(p)]
+        if not pids:
+            return
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 class PilotBackend:
