@@ -75,15 +75,15 @@ class MPICommunicator(Communicator):
         """Complete ``req`` or raise DeepRCError once ``timeout`` seconds pass.
 
         Test() drives MPI's progress engine, so it is called back to back (yielding the CPU
-        between calls, as blocking MPI does when oversubscribed) for the first second; a
-        longer wait polls every millisecond until the deadline.
+        between calls, as blocking MPI does when oversubscribed) for the first ten seconds, which
+        covers large transfers; a longer wait is an idle peer and polls every millisecond.
         """
         test = req.Test
         for _ in range(_SPIN):
             if test():
                 return
         start = time.monotonic()
-        relax, deadline = start + 1.0, start + self.timeout
+        relax, deadline = start + 10.0, start + self.timeout
         yield_cpu = os.sched_yield
         while not test():
             now = time.monotonic()
@@ -198,8 +198,8 @@ class MPICommunicator(Communicator):
         out = np.empty(int(rcounts.sum()), np.uint8)
         req = self.mpi.Ialltoallv([send, (scounts, sdispls), self._byte], [out, (rcounts, rdispls), self._byte])
         self._wait(req, "alltoallv")
-        raw = out.tobytes()
-        return [raw[d : d + c] for d, c in zip(rdispls.tolist(), rcounts.tolist())]
+        view = memoryview(out)
+        return [bytes(view[d : d + c]) for d, c in zip(rdispls.tolist(), rcounts.tolist())]
 
     def split(self, color: int | None, key: int = 0) -> "MPICommunicator | None":
         MPI = _mpi()
