@@ -24,19 +24,10 @@ from deeprc.pipeline.spec import Pipeline
 
 
 def make_comm(backend: str = "auto", mpi_comm: Any = None) -> Any:
-    """A communicator from deeprc.comm (or the built-in fallback while it is missing)."""
-    try:
-        import deeprc.comm as dc
+    """The stage's communicator: wrap the injected MPI communicator, or bootstrap from the launcher."""
+    import deeprc.comm as dc
 
-        if mpi_comm is not None:
-            return dc.from_mpi(mpi_comm)
-        if hasattr(dc, "init"):
-            return dc.init(backend=backend)
-    except ImportError:
-        pass
-    from deeprc.pipeline import fallback_comm as fc
-
-    return fc.from_mpi(mpi_comm) if mpi_comm is not None else fc.init(backend)
+    return dc.from_mpi(mpi_comm) if mpi_comm is not None else dc.init(backend=backend)
 
 
 def _set_threads(n: int) -> None:
