@@ -49,11 +49,16 @@ def trainer_kwargs(comm: Any) -> dict[str, Any]:
                               "or install a DeepRC with the comm adapters.") from exc
         from pytorch_lightning.strategies import DDPStrategy
 
-        kwargs.update(devices=comm.local_size, num_nodes=comm.num_nodes,
-                      strategy=DDPStrategy(cluster_environment=DeepRCEnvironment(comm),
+        env = DeepRCEnvironment(comm)
+        kwargs.update(devices=comm.local_size, num_nodes=comm.num_nodes, plugins=[env],
+                      strategy=DDPStrategy(cluster_environment=env,
                                            process_group_backend="nccl" if gpu else "gloo"))
     else:
-        kwargs["devices"] = 1
+        from lightning_fabric.plugins.environments import LightningEnvironment
+
+        # An explicit environment: inside a Slurm job Lightning would otherwise pick its
+        # SLURMEnvironment from the job's variables and reject the allocation's task layout.
+        kwargs.update(devices=1, plugins=[LightningEnvironment()])
     return kwargs
 
 
