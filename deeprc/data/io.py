@@ -10,9 +10,9 @@ from typing import Any, Sequence
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import pyarrow.types as pat
 
 from deeprc.data._comm import collective
+from deeprc.data.types import common_type
 from deeprc.errors import config_error
 
 _SUFFIXES = {"csv": (".csv", ".csv.gz", ".csv.bz2", ".tsv"), "parquet": (".parquet", ".pq")}
@@ -48,25 +48,6 @@ def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike], kind: s
     return files
 
 
-def _promote(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
-    """A type both columns fit in without loss of meaning, or None if they disagree."""
-    if a.equals(b):
-        return a
-    if pat.is_null(a):
-        return b
-    if pat.is_null(b):
-        return a
-    if pat.is_integer(a) and pat.is_integer(b):
-        return pa.int64()
-    if (pat.is_integer(a) or pat.is_floating(a)) and (pat.is_integer(b) or pat.is_floating(b)):
-        return pa.float64()
-    if (pat.is_string(a) or pat.is_large_string(a)) and (pat.is_string(b) or pat.is_large_string(b)):
-        return pa.large_string()
-    if pat.is_timestamp(a) and pat.is_timestamp(b) and a.tz == b.tz:
-        return pa.timestamp("ns", a.tz)
-    return None
-
-
 def unify_file_schemas(schemas: list[tuple[str, pa.Schema]]) -> pa.Schema:
     """The common schema of several files; a clear error naming file and column when they disagree."""
     first_file, first = schemas[0]
@@ -81,7 +62,7 @@ def unify_file_schemas(schemas: list[tuple[str, pa.Schema]]) -> pa.Schema:
             raise config_error(path, column, f"schema mismatch between inputs: {what}",
                                "give all files the same columns, or read them separately and use DTable.concat")
         for name in schema.names:
-            promoted = _promote(fields[name], schema.field(name).type)
+            promoted = common_type(fields[name], schema.field(name).type)
             if promoted is None:
                 raise config_error(path, name, f"schema mismatch between inputs: column '{name}' is "
                                    f"{schema.field(name).type} here but {fields[name]} in {first_file}",

@@ -5,30 +5,12 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import pyarrow as pa
-import pyarrow.types as pat
 
 from deeprc.data.kernels import JOIN_TYPES, local_join
 from deeprc.data.shuffle import hash_shuffle_many
+from deeprc.data.types import common_type
 from deeprc.errors import DeepRCError, config_error
 
-
-
-def common_key_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
-    """The type two key columns are compared in, or None when they cannot be compared."""
-    if a.equals(b):
-        return a
-    if pat.is_null(a):
-        return b
-    if pat.is_null(b):
-        return a
-    if pat.is_integer(a) and pat.is_integer(b):
-        return pa.int64()
-    if (pat.is_integer(a) or pat.is_floating(a)) and (pat.is_integer(b) or pat.is_floating(b)):
-        return pa.float64()
-    strings = (pat.is_string, pat.is_large_string)
-    if any(f(a) for f in strings) and any(f(b) for f in strings):
-        return pa.large_string()
-    return None
 
 
 def _cast_keys(table: pa.Table, keys: Sequence[str], types: dict[str, pa.DataType]) -> pa.Table:
@@ -48,7 +30,7 @@ def check_keys(left: pa.Schema, right: pa.Schema, on: Sequence[str], left_src: s
                 raise config_error(src, key, f"join key '{key}' is absent from the {side} table "
                                    f"(its columns: {', '.join(schema.names)})",
                                    "pass on= with columns present in both tables, or rename with with_column/select")
-        common = common_key_type(left.field(key).type, right.field(key).type)
+        common = common_type(left.field(key).type, right.field(key).type)
         if common is None:
             raise config_error(right_src, key, f"join key '{key}' is {left.field(key).type} on the left "
                                f"({left_src}) but {right.field(key).type} on the right",
