@@ -58,7 +58,6 @@ def test_prepare_forecast_bad_data_fails_on_every_rank(tmp_path):
     assert "waited" not in proc.stderr
 
 
-@pytest.mark.slow
 def test_train_hydrology_multiworker_two_ranks(tmp_path, make_ctx):
     run = tmp_path
     stages.prepare_hydrology(make_ctx(run, "prepare_hydrology", {"basin": "leaf_river", "seq_len": 60}))
