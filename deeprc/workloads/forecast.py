@@ -50,7 +50,8 @@ def trainer_kwargs(comm: Any) -> dict[str, Any]:
         from pytorch_lightning.strategies import DDPStrategy
 
         env = DeepRCEnvironment(comm)
-        kwargs.update(devices=comm.local_size, num_nodes=comm.num_nodes, plugins=[env],
+        # the environment goes in the strategy only: Lightning rejects it in both places
+        kwargs.update(devices=comm.local_size, num_nodes=comm.num_nodes,
                       strategy=DDPStrategy(cluster_environment=env,
                                            process_group_backend="nccl" if gpu else "gloo"))
     else:
@@ -106,9 +107,12 @@ def single_device(nf: Any) -> None:
     """After DDP training, predict on one device per rank (Lightning cannot gather predictions)."""
     for model in nf.models:
         tk = getattr(model, "trainer_kwargs", {})
+        from lightning_fabric.plugins.environments import LightningEnvironment
+
         for key in ("strategy", "num_nodes"):
             tk.pop(key, None)
         tk["devices"] = 1
+        tk["plugins"] = [LightningEnvironment()]  # not the scheduler's (e.g. SLURMEnvironment)
 
 
 def predict(nf: Any, train: pd.DataFrame, names: list[str]) -> pd.DataFrame:
