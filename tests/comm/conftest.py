@@ -34,8 +34,8 @@ def mpiexec(ranks: int, argv: list[str]) -> list[str]:
     return [MPIEXEC, "-n", str(ranks), "--oversubscribe", "--enable-recovery", *argv]
 
 
-def srun(ranks: int, argv: list[str]) -> list[str]:
-    return ["srun", f"--ntasks={ranks}", "--overcommit", "--kill-on-bad-exit=0", "--mpi=none", *argv]
+def srun(ranks: int, argv: list[str], mpi: str = "none") -> list[str]:
+    return ["srun", f"--ntasks={ranks}", "--overcommit", "--kill-on-bad-exit=0", f"--mpi={mpi}", *argv]
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,19 @@ def test_srun_gloo_from_slurm_variables(slurm, ranks):
 
 
 @pytest.mark.slurm
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_srun_mpi_through_pmix(slurm, ranks):
+    """MPI ranks started by srun (Slurm's PMIx server, the pip Open MPI as client); auto picks mpi."""
+    env = dict(slurm["env"])
+    env.pop("DEEPRC_COMM_TIMEOUT", None)
+    backend = "mpi" if ranks == 2 else "auto"
+    r = run(srun(ranks, [*SELFTEST, "--backend", backend, "--timeout", "60"], mpi="pmix"), env)
+    assert r.rc == 0, r.out + r.err
+    assert f"PASSED: 20 checks on {ranks} ranks" in r.out
+    assert "backend mpi, launcher srun" in r.out
+
+
+@pytest.mark.slurm
 def test_srun_auto_and_mpi_without_pmi(slurm):
     """auto falls back to Gloo under srun --mpi=none; an explicit mpi says how to fix it."""
     env = dict(slurm["env"])

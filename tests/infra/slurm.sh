@@ -22,15 +22,21 @@ ready() {
     sinfo -h -N -o '%N %t' 2>/dev/null | grep -qE "^${node} (idle|mix|alloc)"
 }
 
-if command -v sinfo >/dev/null 2>&1 && ready; then
+# Slurm's pmix plugin (srun --mpi=pmix, MPI under srun) loads the unversioned libpmix.so,
+# and slurmd only looks for it when it starts.
+have_pmix() { ldconfig -p 2>/dev/null | grep -q 'libpmix\.so '; }
+
+if command -v sinfo >/dev/null 2>&1 && have_pmix && ready; then
     echo "SLURM_READY ${node}"
     exit 0
 fi
 
-if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
+if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1 || ! have_pmix; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
+    apt-get install -y -qq --no-install-recommends slurm-wlm munge libpmix-dev >/dev/null
+    # a slurmd started before libpmix was there cannot offer --mpi=pmix: restart it below
+    pkill -x slurmd 2>/dev/null && sleep 1 || true
 fi
 
 # munge: the key is created at install; start the daemon if it is not running.
