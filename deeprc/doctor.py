@@ -140,6 +140,13 @@ def check_mpi_hello(mpi: Check) -> Check:
                  "mpi4py must be built against the MPI on PATH; as root Open MPI needs OMPI_ALLOW_RUN_AS_ROOT")
 
 
+def _import_failed(res: Any, install_hint: str, broken_hint: str) -> Check:
+    """The Check for a probe that did not import: missing when the module is absent, else broken."""
+    if isinstance(res, str) and "No module named" in res:
+        return Check(MISSING, res, install_hint)
+    return Check(BROKEN, str(res), broken_hint)
+
+
 def check_mpi4py() -> Check:
     rc, res = _py_probe(
         "import json, mpi4py; from mpi4py import MPI; "
@@ -147,9 +154,8 @@ def check_mpi4py() -> Check:
     )
     if rc == 0 and isinstance(res, dict):
         return Check(OK, res["lib"].split(",")[0][:80], "", res["v"])
-    if isinstance(res, str) and "No module named" in res:
-        return Check(MISSING, res, "pip install mpi4py (against your site's MPI)")
-    return Check(BROKEN, str(res), "mpi4py imports but cannot load an MPI library; rebuild it against the MPI on PATH")
+    return _import_failed(res, "pip install mpi4py (against your site's MPI)",
+                          "mpi4py imports but cannot load an MPI library; rebuild it against the MPI on PATH")
 
 
 def _tool(name: str, probe: list[str] | None, hint_missing: str, hint_broken: str, timeout: float = 30) -> Check:
@@ -175,9 +181,8 @@ def check_radical_pilot() -> Check:
     rc, res = _py_probe("import json, radical.pilot as rp; print(json.dumps({'v': rp.version}))")
     if rc == 0 and isinstance(res, dict):
         return Check(OK, "resource local.localhost and site configs", "", str(res["v"]))
-    if isinstance(res, str) and "No module named" in res:
-        return Check(MISSING, res, "pip install radical.pilot")
-    return Check(BROKEN, str(res), "radical.pilot fails to import; reinstall with the constraints file")
+    return _import_failed(res, "pip install radical.pilot",
+                          "radical.pilot fails to import; reinstall with the constraints file")
 
 
 def check_torch() -> Check:
@@ -193,9 +198,7 @@ def check_torch() -> Check:
         if res["nccl"]:
             detail += f", nccl={res['nccl_v']}"
         return Check(OK, detail, "" if res["cuda"] else "CPU only: NCCL backend unavailable", res["v"])
-    if isinstance(res, str) and "No module named" in res:
-        return Check(MISSING, res, "pip install -c constraints.txt torch")
-    return Check(BROKEN, str(res), "torch fails to import")
+    return _import_failed(res, "pip install -c constraints.txt torch", "torch fails to import")
 
 
 def check_tensorflow() -> Check:
@@ -209,16 +212,14 @@ def check_tensorflow() -> Check:
     if rc == 0 and isinstance(res, dict):
         hint = "" if res["tf_keras"] else "install tf_keras: multi-worker fit needs TF_USE_LEGACY_KERAS=1"
         return Check(OK, f"gpus={res['gpus']}, tf_keras={'yes' if res['tf_keras'] else 'no'}", hint, res["v"])
-    if isinstance(res, str) and "No module named" in res:
-        return Check(MISSING, res, "pip install tensorflow tf_keras")
-    return Check(BROKEN, str(res), "tensorflow fails to import")
+    return _import_failed(res, "pip install tensorflow tf_keras", "tensorflow fails to import")
 
 
 def check_pyarrow() -> Check:
     rc, res = _py_probe("import json, pyarrow as pa; print(json.dumps({'v': pa.__version__}))")
     if rc == 0 and isinstance(res, dict):
         return Check(OK, "Arrow tables and IPC", "", res["v"])
-    return Check(MISSING if "No module" in str(res) else BROKEN, str(res), "pip install pyarrow")
+    return _import_failed(res, "pip install pyarrow", "pyarrow fails to import")
 
 
 def check_pycylon() -> Check:
