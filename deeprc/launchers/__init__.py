@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
-
-from deeprc.errors import DeepRCError
+from deeprc.registry import create
 from deeprc.launchers.base import Launcher
 from deeprc.launchers.mpiexec import Mpiexec, Mpirun
 from deeprc.launchers.others import Aprun, FluxRun, Ibrun, Jsrun
@@ -24,12 +22,7 @@ LAUNCHERS: dict[str, type[Launcher]] = {
 
 def get_launcher(name: str) -> Launcher:
     """The launcher called `name` (srun, mpiexec, mpirun, jsrun, aprun, flux, ibrun, local)."""
-    try:
-        return LAUNCHERS[name]()
-    except KeyError:
-        near = difflib.get_close_matches(name, list(LAUNCHERS), n=1)
-        hint = f"did you mean '{near[0]}'? " if near else ""
-        raise DeepRCError(f"unknown launcher '{name}'. Fix: {hint}use one of {', '.join(LAUNCHERS)}.") from None
+    return create(LAUNCHERS, name, "launcher")
 
 
 __all__ = ["LAUNCHERS", "Launcher", "get_launcher"]

@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-import difflib
-
-from deeprc.errors import DeepRCError
+from deeprc.registry import create
 from deeprc.runtimes.apptainer import Apptainer, Singularity
 from deeprc.runtimes.base import Runtime
 from deeprc.runtimes.oci import Docker, Podman, PodmanHPC, Shifter
@@ -27,12 +25,7 @@ RUNTIMES: dict[str, type[Runtime]] = {
 
 def get_runtime(name: str) -> Runtime:
     """The runtime called `name` (apptainer, singularity, podman-hpc, podman, docker, shifter, none)."""
-    try:
-        return RUNTIMES[name]()
-    except KeyError:
-        near = difflib.get_close_matches(name, list(RUNTIMES), n=1)
-        hint = f"did you mean '{near[0]}'? " if near else ""
-        raise DeepRCError(f"unknown container runtime '{name}'. Fix: {hint}use one of {', '.join(RUNTIMES)}.") from None
+    return create(RUNTIMES, name, "container runtime")
 
 
 __all__ = ["RUNTIMES", "Runtime", "get_runtime", "gpu_visibility_wrapper", "rank_command", "rank_env"]
