@@ -15,7 +15,10 @@ fi
 
 mkdir -p /var/lock
 exec 9>/var/lock/deeprc-podman.lock
-flock 9
+if ! flock -w 900 9; then
+    echo "podman.sh: another podman.sh has held /var/lock/deeprc-podman.lock for 900 s; see its output" >&2
+    exit 1
+fi
 
 
 need=()

@@ -13,13 +13,21 @@ if [ "$(id -u)" != 0 ]; then
     exit 3
 fi
 
-mkdir -p /var/lock
+mkdir -p /var/lock "$state_dir"
 exec 9>/var/lock/deeprc-slurm.lock
-flock 9
+if ! flock -w 300 9; then
+    echo "slurm.sh: another slurm.sh has held /var/lock/deeprc-slurm.lock for 300 s; see its output" >&2
+    exit 1
+fi
+
+# Daemons must not inherit the lock (fd 9) nor the caller's stdout/stderr: a daemon holding
+# either makes every later caller wait forever (the lock) or never see EOF (a captured pipe).
+daemon() { "$@" 9>&- </dev/null >>"$state_dir/daemons.log" 2>&1; }
 
 
 ready() {
-    sinfo -h -N -o '%N %t' 2>/dev/null | grep -qE "^${node} (idle|mix|alloc)"
+    pgrep -x slurmctld >/dev/null && pgrep -x slurmd >/dev/null &&
+        sinfo -h -N -o '%N %t' 2>/dev/null | grep -qE "^${node} (idle|mix|alloc)"
 }
 
 # Slurm's pmix plugin (srun --mpi=pmix, MPI under srun) loads the unversioned libpmix.so,
@@ -36,7 +44,7 @@ if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends slurm-wlm munge libpmix-dev >/dev/null
     # a slurmd started before libpmix was there cannot offer --mpi=pmix: restart it below
-    pkill -x slurmd 2>/dev/null && sleep 1 || true
+    if pkill -x slurmd 2>/dev/null; then sleep 1; fi
 fi
 
 # munge: the key is created at install; start the daemon if it is not running.
@@ -45,7 +53,7 @@ if ! pgrep -x munged >/dev/null 2>&1; then
     chown -R munge:munge /run/munge /var/log/munge /etc/munge 2>/dev/null || true
     [ -f /etc/munge/munge.key ] || /usr/sbin/mungekey --create >/dev/null 2>&1 || true
     chown munge:munge /etc/munge/munge.key 2>/dev/null || true
-    runuser -u munge -- /usr/sbin/munged --force 2>/dev/null || /usr/sbin/munged --force
+    daemon runuser -u munge -- /usr/sbin/munged --force || daemon /usr/sbin/munged --force
 fi
 
 cpus=$(nproc)
@@ -79,8 +87,8 @@ NodeName=${node} CPUs=${cpus} RealMemory=${mem_mb} State=UNKNOWN
 PartitionName=debug Nodes=${node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
 
-pgrep -x slurmctld >/dev/null 2>&1 || slurmctld
-pgrep -x slurmd >/dev/null 2>&1 || slurmd
+pgrep -x slurmctld >/dev/null 2>&1 || daemon slurmctld
+pgrep -x slurmd >/dev/null 2>&1 || daemon slurmd
 
 for _ in $(seq 1 60); do
     if ready; then

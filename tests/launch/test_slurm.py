@@ -32,6 +32,22 @@ def site(slurm: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
+def test_slurm_setup_is_reentrant(slurm: dict, repo_root: Path) -> None:
+    """A second tests/infra/slurm.sh returns at once, even with its output captured: the daemons it
+    started hold neither its lock nor its stdout (both made the CI's second call hang)."""
+    lock = os.path.realpath("/var/lock/deeprc-slurm.lock")
+    for name in ("slurmctld", "slurmd", "munged"):
+        pids = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+        assert pids, f"{name} is not running"
+        for pid in pids:
+            fds = Path(f"/proc/{pid}/fd")
+            targets = {os.path.realpath(f) for f in fds.iterdir()} if fds.is_dir() else set()
+            assert lock not in targets, f"{name} ({pid}) holds the setup lock {lock}"
+    proc = subprocess.run(["bash", str(repo_root / "tests" / "infra" / "slurm.sh")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.split() == ["SLURM_READY", slurm["node"]], proc.stderr
+
+
 def cli(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
     if check:
