@@ -73,17 +73,28 @@ def dispatch_latency(n: int, base: Path) -> dict:
 
     pilot = Pilot(cores=4, worker_ranks=2, base=base).start()
     done = threading.Event()
-    pilot.listeners.append(lambda task, state: done.set() if state in rp.FINAL else None)
+    final: dict[str, str] = {}
+
+    def on_state(task, state) -> None:
+        if state in rp.FINAL:
+            final[task.uid] = state
+            done.set()
+
+    pilot.listeners.append(on_state)
 
     def one(i: int) -> float:
         done.clear()
         td = rp.TaskDescription({"mode": rp.TASK_FUNCTION, "ranks": 1, "raptor_id": pilot.master.uid,
-                                 "function": rp.PythonTask(abs, args=(-i,))})
+                                 "function": rp.PythonTask(abs, args=(-i,), kwargs={})})
         t0 = time.perf_counter()
-        pilot.tmgr.submit_tasks(td)
+        task = pilot.tmgr.submit_tasks(td)
         if not done.wait(300):
             raise SystemExit("a tiny task did not finish in 300 s")
-        return time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        if final.get(task.uid) != rp.DONE or task.return_value != i:
+            raise SystemExit(f"tiny task {task.uid} ended {final.get(task.uid)} with {task.return_value!r} "
+                             f"(expected DONE and {i}): {task.exception or task.stderr}")
+        return elapsed
 
     try:
         t0 = time.time()
@@ -93,11 +104,14 @@ def dispatch_latency(n: int, base: Path) -> dict:
         lat = [one(i) for i in range(n)]
         # throughput: n tasks at once
         tds = [rp.TaskDescription({"mode": rp.TASK_FUNCTION, "ranks": 1, "raptor_id": pilot.master.uid,
-                                   "function": rp.PythonTask(abs, args=(-i,))}) for i in range(n)]
+                                   "function": rp.PythonTask(abs, args=(-i,), kwargs={})}) for i in range(n)]
         t0 = time.perf_counter()
         tasks = pilot.tmgr.submit_tasks(tds)
         pilot.tmgr.wait_tasks([t.uid for t in tasks])
         bulk = time.perf_counter() - t0
+        failed = [t.uid for t in tasks if t.state != rp.DONE]
+        if failed:
+            raise SystemExit(f"{len(failed)} of {n} bulk tiny tasks did not end DONE, e.g. {failed[0]}")
     finally:
         pilot.close()
     lat.sort()

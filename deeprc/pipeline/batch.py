@@ -22,6 +22,7 @@ class BatchBackend:
     """Start each stage attempt as `mpiexec -n RANKS python -m deeprc.pipeline.entry ...`."""
 
     name = "batch"
+    core_budget = None
 
     def __init__(self, site: Any = None, capacity: int | None = 1) -> None:
         self.site = site

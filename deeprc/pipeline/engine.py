@@ -29,6 +29,7 @@ class Completion:
 class Backend(Protocol):
     name: str
     capacity: int | None  # most stage attempts at once (None: as many as are ready)
+    core_budget: int | None  # most cores (ranks x cores_per_rank) busy at once (None: no limit)
 
     def start(self, run: RunFolder, pipe: Pipeline) -> None: ...
     def submit(self, stage: Stage, attempt: int) -> str: ...
@@ -57,6 +58,10 @@ class RunResult:
 
 def _raise_signal(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
+
+
+def _cores(stage: Stage) -> int:
+    return stage.ranks * stage.cores_per_rank
 
 
 class Engine:
@@ -137,8 +142,14 @@ class Engine:
 
     # main loop ---------------------------------------------------------------
     def _step(self) -> bool:
-        """Start what is ready; return False when nothing runs and nothing can start."""
+        """Start what is ready; return False when nothing runs and nothing can start.
+
+        With a core budget, ready stages start largest first while they fit, and smaller ones fill
+        the cores left (one stage always starts when nothing runs, whatever its size).
+        """
         cap = self.backend.capacity
+        budget = getattr(self.backend, "core_budget", None)
+        ready = []
         for name in self.selected:
             if self.state[name] != "pending":
                 continue
@@ -154,10 +165,18 @@ class Engine:
                 self.run.event(name, "-", "cached")
                 self.say(f"[cyan]cached[/] {name} (outputs and input hashes unchanged)")
                 continue
+            ready.append(stage)
+        if budget is not None:
+            ready.sort(key=lambda s: -_cores(s))  # stable: spec order among equals
+        busy = sum(_cores(self.pipe.stage(n)) for n in self.running)
+        for stage in ready:
             if cap is not None and len(self.running) >= cap:
                 break
-            self.run.clear_done(name)
+            if budget is not None and self.running and busy + _cores(stage) > budget:
+                continue
+            self.run.clear_done(stage.name)
             self._submit(stage)
+            busy += _cores(stage)
         return bool(self.running) or any(
             s == "pending" and self._deps_ok(self.pipe.stage(n)) is not False for n, s in self.state.items())
 

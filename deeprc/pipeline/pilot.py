@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shlex
+import shutil
 import sys
 import threading
 import time
@@ -24,6 +26,14 @@ from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
 
 LOCAL_CORES = 8  # local.localhost offers 8 (oversubscribed) cores per node
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask), the local run's real core budget."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _prepare_env(local: bool) -> None:
@@ -83,8 +93,8 @@ class Pilot:
             schema = "interactive" if inside else None
         # the bootstrap runs a login shell: keep this venv's bin (agent, mpiexec) first on PATH
         bindir = str(Path(sys.executable).parent)
-        export = f"export PATH={bindir}:$PATH"
-        cfg["pre_bootstrap_0"] = [export, *cfg.get("pre_bootstrap_0", [])]
+        export = f"export PATH={shlex.quote(bindir)}:\"$PATH\""
+        cfg["pre_bootstrap_0"] = [export, *self._agent_hooks(), *cfg.get("pre_bootstrap_0", [])]
         lms = cfg.setdefault("launch_methods", {})
         for name in ("MPIEXEC", "MPIRUN"):  # LMs start from the login shell's env: give them ours
             if name in lms:
@@ -94,6 +104,16 @@ class Pilot:
         data[label.split(".", 1)[1]] = cfg
         path.write_text(json.dumps(data, indent=2))
         return label, schema
+
+    def _agent_hooks(self) -> list[str]:
+        """Shell lines that load :mod:`deeprc.pipeline.rp_sitecustomize` into the agent's processes
+        (it caps the agent scheduler's idle sleep); none with `DEEPRC_RP_SCHED_SLEEP=off`."""
+        if os.environ.get("DEEPRC_RP_SCHED_SLEEP", "").lower() in ("off", "0.1"):
+            return []
+        hooks = self.base / "rp_hooks"
+        hooks.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(__file__).with_name("rp_sitecustomize.py"), hooks / "sitecustomize.py")
+        return [f"export PYTHONPATH={shlex.quote(str(hooks))}${{PYTHONPATH:+:$PYTHONPATH}}"]
 
     def start(self) -> "Pilot":
         self.local = self.site is None or getattr(self.site, "scheduler", "local") == "local"
@@ -202,6 +222,7 @@ class PilotBackend:
 
     name = "pilot"
     capacity = None
+    core_budget: int | None = None
 
     def __init__(self, site: Any = None, site_name: str = "local", cores: int | None = None,
                  pilot: Pilot | None = None) -> None:
@@ -216,12 +237,18 @@ class PilotBackend:
 
     def start(self, run: RunFolder, pipe: Pipeline) -> None:
         self.run, self.pipe = run, pipe
+        local = self.site is None or getattr(self.site, "scheduler", "local") == "local"
+        if local:
+            # RP's local.localhost slots are oversubscribed (LOCAL_CORES, so the raptor master, its
+            # worker and an executable stage all fit): the real cores, or --cores, bound what runs at once
+            self.core_budget = self.cores or usable_cores()
         if self.pilot is None:
             py = [s.ranks for s in pipe.stages if not s.executable]
             ex = [s.ranks * s.cores_per_rank for s in pipe.stages if s.executable]
-            cores = self.cores or LOCAL_CORES
+            cores = max(self.cores or LOCAL_CORES, LOCAL_CORES if local else 1)
             room = max(1, cores - 1 - (max(ex) if ex else 0))
-            workers = max(max(py, default=1), min(sum(py) or 1, room))
+            busy = min(sum(py) or 1, self.core_budget or room)  # function ranks that can run at once
+            workers = max(max(py, default=1), min(busy, room))
             self.pilot = Pilot(self.site, self.site_name, cores=cores, worker_ranks=workers,
                                base=run.path / "rp").start()
         for s in pipe.stages:

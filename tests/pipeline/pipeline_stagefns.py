@@ -21,6 +21,7 @@ def write(ctx):
 
 def allreduce(ctx):
     """Sum rank+1 across ranks: size*(size+1)/2 proves the ranks really talk."""
+    time.sleep(float(ctx.params.get("sleep", 0)))
     total = ctx.comm.allreduce(np.array([ctx.rank + 1.0]), op="sum")
     if ctx.rank == 0:
         (ctx.outdir / "out.json").write_text(json.dumps({"value": float(total[0]), "size": ctx.size}))

@@ -33,7 +33,8 @@ def diamond_pilot(pilot, tmp_path_factory, write_spec):
     folder = tmp_path_factory.mktemp("diamond")
     spec = write_spec(folder, DIAMOND)
     t0 = time.time()
-    result, run_dir = run_pipeline(spec, runner="pilot", run_dir=folder / "run", pilot=pilot, quiet=True)
+    # a 4-core budget: b (1 rank) and c (2 ranks) fit side by side, whatever this machine has
+    result, run_dir = run_pipeline(spec, runner="pilot", run_dir=folder / "run", pilot=pilot, quiet=True, cores=4)
     return spec, result, run_dir, time.time() - t0
 
 
@@ -66,11 +67,22 @@ def test_pilot_runs_independent_stages_concurrently(diamond_pilot):
     assert b["started"] < c["ended"] and c["started"] < b["ended"], (b, c)
 
 
+def test_pilot_keeps_to_the_core_budget(pilot, tmp_path, write_spec):
+    """With 2 cores, c (2 ranks) and b (1 rank) cannot overlap: the larger starts first, then b."""
+    spec = write_spec(tmp_path, DIAMOND)
+    result, run_dir = run_pipeline(spec, runner="pilot", run_dir=tmp_path / "run", pilot=pilot, quiet=True, cores=2)
+    assert result.state == "done", result.stages
+    sp = spans_by_stage(run_dir)
+    assert sp["c"]["queued"] < sp["b"]["queued"], (sp["b"], sp["c"])
+    assert sp["c"]["ended"] <= sp["b"]["queued"] + 0.05, (sp["b"], sp["c"])
+    assert outputs(run_dir)["d"] == {"value": 6, "size": 1}
+
+
 def test_resume_skips_then_reruns_changed(diamond_pilot, pilot):
     spec, _, run_dir, _ = diamond_pilot
     before = {n: (run_dir / "stages" / n / "_done.json").read_text() for n in "abcd"}
     t0 = time.time()
-    result, _ = run_pipeline(spec, runner="pilot", run_dir=run_dir, pilot=pilot, quiet=True)
+    result, _ = run_pipeline(spec, runner="pilot", run_dir=run_dir, pilot=pilot, quiet=True, cores=4)
     assert result.state == "done" and time.time() - t0 < 10
     assert {n: s["state"] for n, s in result.stages.items()} == dict.fromkeys("abcd", "cached")
     assert before == {n: (run_dir / "stages" / n / "_done.json").read_text() for n in "abcd"}
