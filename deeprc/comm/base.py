@@ -40,6 +40,14 @@ def check_out(x: Any, out: Any, op: str) -> None:
         )
 
 
+def _byte_view(buffer: Any) -> memoryview:
+    """A flat, read-only unsigned-byte view of any C-contiguous buffer-protocol object."""
+    view = memoryview(buffer)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
+
 def is_torch_tensor(x: Any) -> bool:
     """True for a torch.Tensor without importing torch when it is not loaded."""
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
@@ -96,6 +104,34 @@ class Communicator(ABC):
     @abstractmethod
     def alltoallv(self, buffers: Sequence[bytes]) -> list[bytes]:
         """Send ``buffers[d]`` to rank d; return the bytes received from each source rank."""
+
+    def alltoallv_buffers(self, buffers: Sequence[Any], chunk_bytes: int = 1 << 30) -> list[memoryview]:
+        """Send ``buffers[d]`` to rank d without staging copies; return a memoryview per source rank.
+
+        ``buffers`` are any buffer-protocol objects (bytes, numpy arrays, ``pa.Buffer``...). The
+        view for this rank is ``buffers[rank]`` itself, never sent or copied. Messages larger than
+        ``chunk_bytes`` travel in pieces of at most that size. This generic version runs on
+        :meth:`alltoallv` (in rounds of ``chunk_bytes`` per destination); backends override it with
+        point-to-point transfers straight into the receive buffers.
+        """
+        self._check_alltoallv(buffers)
+        chunk = max(1, int(chunk_bytes))
+        views = [_byte_view(b) for b in buffers]
+        me = self.rank
+        longest = max((len(v) for d, v in enumerate(views) if d != me), default=0)
+        import numpy as np
+
+        rounds = int(np.asarray(self.allreduce(np.array([-(-longest // chunk)], dtype=np.int64), op="max"))[0])
+        received: list[list[bytes]] = [[] for _ in views]
+        for i in range(rounds):
+            parts = self.alltoallv([b"" if d == me else bytes(v[i * chunk : (i + 1) * chunk])
+                                    for d, v in enumerate(views)])
+            for src, part in enumerate(parts):
+                if len(part) and src != me:
+                    received[src].append(part)
+        out = [memoryview(b"".join(parts) if len(parts) != 1 else parts[0]) for parts in received]
+        out[me] = views[me]
+        return out
 
     @abstractmethod
     def split(self, color: int | None, key: int = 0) -> "Communicator | None":

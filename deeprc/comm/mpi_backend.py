@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from deeprc.comm.arrays import mean_of, to_host
-from deeprc.comm.base import Communicator, check_op, check_out, is_torch_tensor
+from deeprc.comm.base import Communicator, _byte_view, check_op, check_out, is_torch_tensor
 from deeprc.comm.timeouts import dead_rank_message
 from deeprc.errors import DeepRCError
 
@@ -26,6 +26,18 @@ _NO_NUMPY = {"torch.bfloat16", "torch.float16"}
 _AR_NAMES = {op: f"allreduce({op})" for op in ("sum", "min", "max", "mean")}
 _SPIN = 200  # Test() calls before yielding the CPU
 _failed = False
+_BUF_TAG = 0x5EB0  # tag of alltoallv_buffers' messages (chunks of one message match in order: non-overtaking)
+
+
+class _AllOf:
+    """Several MPI requests behind the one ``Test()`` that ``MPICommunicator._wait`` polls."""
+
+    def __init__(self, reqs: list[Any]) -> None:
+        self.reqs = reqs
+        self._testall = _mpi().Request.Testall
+
+    def Test(self) -> bool:  # noqa: N802 - the mpi4py name
+        return bool(self._testall(self.reqs))
 
 
 def _exit_without_finalize() -> None:
@@ -200,6 +212,42 @@ class MPICommunicator(Communicator):
         self._wait(req, "alltoallv")
         view = memoryview(out)
         return [bytes(view[d : d + c]) for d, c in zip(rdispls.tolist(), rcounts.tolist())]
+
+    def alltoallv_buffers(self, buffers: Sequence[Any], chunk_bytes: int = 1 << 30) -> list[memoryview]:
+        """Isend/Irecv per peer, straight from the caller's buffers into fresh numpy arrays.
+
+        No staging copy on either side: each send reads the caller's buffer in place and each
+        receive lands in the array whose view is returned. Messages over ``chunk_bytes`` (at most
+        1 GiB, MPI counts are ints) go in pieces. All requests are polled together against the
+        timeout, like every collective here, so a dead peer is an error, not a hang.
+        """
+        self._check_alltoallv(buffers)
+        views = [_byte_view(b) for b in buffers]
+        me = self.rank
+        if self.size == 1:
+            return views
+        chunk = max(1, min(int(chunk_bytes), 1 << 30))
+        scounts = np.fromiter((0 if d == me else len(v) for d, v in enumerate(views)), dtype=np.int64, count=self.size)
+        rcounts = np.empty(self.size, dtype=np.int64)
+        self._wait(self.mpi.Ialltoall([scounts, self._i64], [rcounts, self._i64]), "alltoallv_buffers")
+        out: list[memoryview] = []
+        reqs = []
+        for src, n in enumerate(rcounts.tolist()):
+            if src == me:
+                out.append(views[me])
+                continue
+            arr = np.empty(n, np.uint8)
+            out.append(memoryview(arr))
+            for start in range(0, n, chunk):
+                reqs.append(self.mpi.Irecv([arr[start : start + chunk], self._byte], source=src, tag=_BUF_TAG))
+        for step in range(1, self.size):  # spread the sends: rank r starts with r+1, not everyone with 0
+            dst = (me + step) % self.size
+            view, n = views[dst], len(views[dst])
+            for start in range(0, n, chunk):
+                reqs.append(self.mpi.Isend([view[start : start + chunk], self._byte], dest=dst, tag=_BUF_TAG))
+        if reqs:
+            self._wait(_AllOf(reqs), "alltoallv_buffers")
+        return out
 
     def split(self, color: int | None, key: int = 0) -> "MPICommunicator | None":
         MPI = _mpi()

@@ -20,10 +20,11 @@ TIMINGS: dict[str, float] = {"partition_s": 0.0, "exchange_s": 0.0}
 
 
 def chunk_bytes() -> int:
-    """Largest piece one alltoallv round carries per destination (`DEEPRC_DATA_CHUNK_BYTES`, 16 MiB).
+    """Largest piece one message carries (`DEEPRC_DATA_CHUNK_BYTES`, 16 MiB).
 
-    Big exchanges go in rounds: it bounds the communicator's staging copies and keeps every call
-    short, which matters when ranks share cores (progress is driven by polling).
+    Backends with `alltoallv_buffers` send bigger messages in pieces of this size (MPI: one
+    Isend/Irecv each, all in flight at once); otherwise big exchanges go in alltoallv rounds, which
+    bounds the communicator's staging copies and keeps every call short.
     """
     return max(1, int(os.environ.get("DEEPRC_DATA_CHUNK_BYTES") or 16 << 20))
 
@@ -80,14 +81,23 @@ def destinations(table: pa.Table, keys: Sequence[str], nparts: int) -> np.ndarra
     return dest.cast(pl.UInt16 if nparts < 65536 else pl.UInt64).to_numpy()
 
 
+# up to this many destinations a boolean filter per piece beats one stable argsort + take
+# (measured, 5M rows of int64 + float64, one thread: 2 filters 0.05-0.07 s, argsort + take 0.18-0.30 s)
+_FILTER_PARTS = 4
+
+
 def split_by_destination(table: pa.Table, dest: np.ndarray, nparts: int) -> list[pa.Table]:
-    """Cut a table into `nparts` pieces, row i going to piece dest[i] (one take, then zero-copy slices)."""
+    """Cut a table into `nparts` pieces, row i going to piece dest[i], in the input's row order."""
     if nparts == 1:
         return [table]
+    if table.num_rows == 0:
+        return [table] * nparts
+    if nparts <= _FILTER_PARTS:
+        return [table.filter(pa.array(dest == d)) for d in range(nparts)]
     small = dest if dest.dtype == np.uint16 or nparts >= 65536 else dest.astype(np.uint16)
     order = np.argsort(small, kind="stable")
     counts = np.bincount(small, minlength=nparts)
-    ordered = table.take(pa.array(order)) if table.num_rows else table
+    ordered = table.take(pa.array(order))
     pieces, start = [], 0
     for count in counts:
         pieces.append(ordered.slice(start, int(count)))
@@ -95,34 +105,47 @@ def split_by_destination(table: pa.Table, dest: np.ndarray, nparts: int) -> list
     return pieces
 
 
-def exchange(comm: Any, pieces: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    """Send piece i to rank i and concatenate what every rank sent here (all-to-all of IPC bytes)."""
-    if comm.size == 1:
-        return pieces[0]
-    start = time.perf_counter()
-    received = alltoallv(comm, [to_bytes(piece) for piece in pieces])
-    tables = [from_bytes(buf) for buf in received]
-    tables = [t if t.schema.equals(schema) else t.cast(schema) for t in tables]
-    out = pa.concat_tables(tables) if tables else schema.empty_table()
-    TIMINGS["exchange_s"] += time.perf_counter() - start
+def _send(comm: Any, messages: list[Any]) -> list[Any]:
+    """Message d to rank d, this rank's own message untouched; one buffer back per source rank."""
+    direct = getattr(comm, "alltoallv_buffers", None)
+    if direct is not None:
+        return direct(messages, chunk_bytes=chunk_bytes())
+    me = comm.rank
+    out = alltoallv(comm, [b"" if d == me else bytes(m) for d, m in enumerate(messages)])
+    out[me] = messages[me]
     return out
 
 
-def _pack(tables: list[pa.Table]) -> bytes:
-    """Several tables as one message: a count, the lengths of their IPC streams, then the streams."""
-    sink = pa.BufferOutputStream()
+def exchange(comm: Any, pieces: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    """Send piece i to rank i and concatenate what every rank sent here (IPC streams, own piece kept local)."""
+    return exchange_many(comm, [pieces], [schema])[0]
+
+
+def _pack(tables: list[pa.Table]) -> pa.Buffer:
+    """Several tables as one message: a count, the lengths of their IPC streams, then the streams.
+
+    Sized first (a counting pass that copies nothing), then written once into a buffer from Arrow's
+    memory pool (reused between shuffles, unlike fresh pages from the OS).
+    """
     lengths = []
     for table in tables:
-        start = sink.tell()
+        mock = pa.MockOutputStream()
+        with pa.ipc.new_stream(mock, table.schema) as writer:
+            writer.write_table(table)
+        lengths.append(mock.size())
+    header = np.array([len(tables)] + lengths, dtype="<i8")
+    message = pa.allocate_buffer(header.nbytes + sum(lengths))
+    out = np.frombuffer(message, np.uint8)  # writable: the buffer is mutable
+    out[: header.nbytes] = header.view(np.uint8)
+    sink = pa.FixedSizeBufferWriter(pa.py_buffer(out[header.nbytes :]))
+    for table in tables:
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
-        lengths.append(sink.tell() - start)
-    header = np.array([len(tables)] + lengths, dtype="<i8").tobytes()
-    return b"".join([header, memoryview(sink.getvalue())])  # the one copy into the message
+    return message
 
 
-def _unpack(message: bytes) -> list[memoryview]:
-    view = memoryview(message)
+def _unpack(message: Any) -> list[memoryview]:
+    view = memoryview(message).cast("B") if memoryview(message).format != "B" else memoryview(message)
     count = int(np.frombuffer(view[:8], dtype="<i8")[0])
     lengths = np.frombuffer(view[8 : 8 * (count + 1)], dtype="<i8").tolist()
     out, offset = [], 8 * (count + 1)
@@ -133,15 +156,21 @@ def _unpack(message: bytes) -> list[memoryview]:
 
 
 def exchange_many(comm: Any, piece_lists: list[list[pa.Table]], schemas: list[pa.Schema]) -> list[pa.Table]:
-    """Like :func:`exchange` for several tables at once, in a single alltoallv."""
+    """Like :func:`exchange` for several tables at once, in a single exchange.
+
+    This rank's own pieces are never serialised: they join the received ones as they are.
+    """
     if comm.size == 1:
         return [pieces[0] for pieces in piece_lists]
     start = time.perf_counter()
-    messages = [_pack([pieces[dest] for pieces in piece_lists]) for dest in range(comm.size)]
-    received = [_unpack(m) for m in alltoallv(comm, messages)]
+    me = comm.rank
+    messages = [b"" if dest == me else _pack([pieces[dest] for pieces in piece_lists])
+                for dest in range(comm.size)]
+    received = _send(comm, messages)
+    del messages
     outs = []
     for j, schema in enumerate(schemas):
-        tables = [from_bytes(parts[j]) for parts in received]
+        tables = [piece_lists[j][me] if src == me else from_bytes(_unpack(buf)[j]) for src, buf in enumerate(received)]
         tables = [t if t.schema.equals(schema) else t.cast(schema) for t in tables]
         outs.append(pa.concat_tables(tables))
     TIMINGS["exchange_s"] += time.perf_counter() - start
