@@ -1,4 +1,10 @@
-"""Hash repartitioning: every row goes to the rank its key hashes to, through one alltoallv."""
+"""Hash repartitioning: every row goes to the rank its key hashes to, in one all-to-all exchange.
+
+Each rank cuts its rows into one piece per rank, keeps its own piece as it is and sends the others
+as Arrow IPC streams (one message per destination, written once) through the communicator's
+`alltoallv_buffers` (MPI: Isend/Irecv straight into the receive buffers); received streams are read
+without a copy and concatenated with the own piece.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.types as pat
 
-from deeprc.data.ipc import from_bytes, to_bytes
+from deeprc.data.ipc import from_bytes
 
 _HASH_SEED = 0x5EED
 
