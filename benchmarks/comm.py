@@ -28,6 +28,14 @@ from pathlib import Path
 
 MARK = "BENCHJSON "
 
+# (label, raw call, DeepRC call doing the same work)
+PAIRS = (
+    ("mpi in place", "raw mpi4py", "deeprc mpi out="),
+    ("mpi new result", "raw mpi4py new", "deeprc mpi"),
+    ("gloo in place", "raw torch gloo", "deeprc gloo out="),
+    ("gloo new result", "raw torch gloo new", "deeprc gloo"),
+)
+
 
 # -- rank side ----------------------------------------------------------------------------------
 def _median_time(fn, iters: int, reps: int, barrier) -> list[float]:
@@ -63,7 +71,7 @@ def rank_bench(max_bytes: int, reps: int) -> None:
         a = np.ones(n, dtype=np.float32)
         b = np.empty_like(a)
         t = torch.ones(n)
-        iters = max(3, min(2000, int(2e8 // max(nbytes, 1) // 50)))
+        iters = max(5, min(2000, int(4e9 // max(nbytes, 1) // 50)))  # samples of ~50-200 ms above 1 MiB
         impls = {
             "raw mpi4py": lambda: world.Allreduce(a, b, MPI.SUM),
             "raw mpi4py new": lambda: world.Allreduce(a, np.empty_like(a), MPI.SUM),
@@ -77,13 +85,19 @@ def rank_bench(max_bytes: int, reps: int) -> None:
         for fn in impls.values():  # warm up
             fn()
         samples = {k: [] for k in impls}
-        for _ in range(reps):  # interleave so every implementation sees the same machine load
-            for name, fn in impls.items():
-                samples[name] += _median_time(fn, iters, 1, world.Barrier)
-        # per implementation: the slowest rank's median and best-of-reps time per call
-        times = {k: world.allreduce(statistics.median(v), op=MPI.MAX) for k, v in samples.items()}
-        best = {k: world.allreduce(min(v), op=MPI.MAX) for k, v in samples.items()}
-        rows.append({"bytes": nbytes, "iters": iters, "seconds": times, "best_seconds": best})
+        names = list(impls)
+        for rep in range(reps):  # interleave (rotating the order) so all see the same machine load
+            for name in names[rep % len(names):] + names[: rep % len(names)]:
+                samples[name] += _median_time(impls[name], iters, 1, world.Barrier)
+        # per rep, the slowest rank's time per call; then median and best over reps
+        per_rep = {k: [world.allreduce(x, op=MPI.MAX) for x in v] for k, v in samples.items()}
+        times = {k: statistics.median(v) for k, v in per_rep.items()}
+        best = {k: min(v) for k, v in per_rep.items()}
+        # paired: raw / DeepRC within the same rep, whose neighbours in time share the machine's load
+        paired = {ours: statistics.median(r / o for r, o in zip(per_rep[raw], per_rep[ours]))
+                  for _, raw, ours in PAIRS}
+        rows.append({"bytes": nbytes, "iters": iters, "seconds": times, "best_seconds": best,
+                     "paired_ratio": paired})
     if world.rank == 0:
         print(MARK + json.dumps({"kind": "allreduce", "ranks": world.size, "rows": rows}), flush=True)
     dist.destroy_process_group()
@@ -158,42 +172,29 @@ def human(n: int) -> str:
     return f"{n} B"
 
 
-# (label, raw call, DeepRC call doing the same work)
-PAIRS = (
-    ("mpi in place", "raw mpi4py", "deeprc mpi out="),
-    ("mpi new result", "raw mpi4py new", "deeprc mpi"),
-    ("gloo in place", "raw torch gloo", "deeprc gloo out="),
-    ("gloo new result", "raw torch gloo new", "deeprc gloo"),
-)
-
-
-def _allreduce_table(console, res: dict, estimator: str) -> dict:
+def _allreduce_table(console, res: dict) -> dict:
     from rich.table import Table
 
-    label = "median of reps" if estimator == "seconds" else "best of reps"
     verdict: dict = {}
-    table = Table(title=f"allreduce float32 sum, {res['ranks']} ranks ({label}, time per call, slowest rank; "
-                        f"ratio = raw time / DeepRC time, 1.0 = no cost)")
+    table = Table(title=f"allreduce float32 sum, {res['ranks']} ranks: median time per call over reps (slowest "
+                        f"rank); ratio = median over reps of raw time / DeepRC time in the same rep (1.0 = no cost)")
     table.add_column("size", justify="right")
     for name, _, _ in PAIRS:
         for col in ("raw", "deeprc", "ratio"):
             table.add_column(f"{name}\n{col}", justify="right")
-    for back in ("mpi", "gloo"):
-        table.add_column(f"{back} new result\nvs raw in place", justify="right")
     for row in res["rows"]:
-        s = row[estimator]
+        s = row["seconds"]
         bw = lambda sec: row["bytes"] / sec / 2**20  # noqa: E731 - MiB/s
         cells = [human(row["bytes"])]
         for name, raw, ours in PAIRS:
-            cost_us, ratio = (s[ours] - s[raw]) * 1e6, s[raw] / s[ours]
+            cost_us, ratio = (s[ours] - s[raw]) * 1e6, row["paired_ratio"][ours]
             cells += [f"{s[raw] * 1e6:.1f} us {bw(s[raw]):.0f} MiB/s", f"{s[ours] * 1e6:.1f} us {bw(s[ours]):.0f} MiB/s",
                       f"{ratio:.3f}" if row["bytes"] >= 2**20 else f"{cost_us:+.1f} us"]
             if row["bytes"] == 8:
-                verdict[f"{ours} latency cost at 8 B, {label} (us)"] = round(cost_us, 2)
+                verdict[f"{ours} latency cost at 8 B, median of reps (us)"] = round(cost_us, 2)
             if row["bytes"] >= 2**20:
-                key = f"{ours} worst bandwidth ratio at >= 1 MiB, {label}"
+                key = f"{ours} worst bandwidth ratio at >= 1 MiB, paired median"
                 verdict[key] = round(min(verdict.get(key, 9e9), ratio), 4)
-        cells += [f"{s['raw mpi4py'] / s['deeprc mpi']:.3f}", f"{s['raw torch gloo'] / s['deeprc gloo']:.3f}"]
         table.add_row(*cells)
     console.print(table)
     return verdict
@@ -207,8 +208,7 @@ def report(results: list[dict]) -> dict:
     verdict: dict = {}
     for res in results:
         if res["kind"] == "allreduce":
-            for estimator in ("seconds", "best_seconds"):
-                verdict.update(_allreduce_table(console, res, estimator))
+            verdict.update(_allreduce_table(console, res))
     for res in results:
         if res["kind"] == "overhead":
             s = res["seconds"]

@@ -45,6 +45,7 @@ class _CapSchedulerSleep(importlib.abc.MetaPathFinder):
             run(module)
             if getattr(module, "time", None) is _time:
                 module.time = _capped_time(cap)  # type: ignore[attr-defined]
+                print(f"deeprc: {_TARGET} idle sleep capped at {cap:g} s", file=sys.stderr, flush=True)
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import deeprc.pipeline.pilot as pilot_mod
@@ -44,7 +45,18 @@ def test_pilot_resource_config_loads_the_hook(tmp_path, monkeypatch):
     monkeypatch.delenv("DEEPRC_RP_SCHED_SLEEP", raising=False)
     p = pilot_mod.Pilot(base=tmp_path / "rp")
     lines = p._agent_hooks()
-    assert len(lines) == 1 and str(tmp_path / "rp" / "rp_hooks") in lines[0]
+    assert lines == [f'export PYTHONPATH={tmp_path / "rp" / "rp_hooks"}:"$PYTHONPATH"']
     assert (tmp_path / "rp" / "rp_hooks" / "sitecustomize.py").read_text().startswith('"""Start-up hook')
     monkeypatch.setenv("DEEPRC_RP_SCHED_SLEEP", "off")
     assert p._agent_hooks() == []
+
+
+def test_the_running_agent_loaded_the_hook(pilot):
+    """The shared pilot's agent really imported its scheduler with the capped sleep (agent_0 imports
+    it; the scheduler component it forks inherits the module)."""
+    pattern = "sandbox/radical.pilot.sandbox/*/pilot.0000/agent_0.err"
+    text, deadline = "", time.time() + 180  # the pilot may still be booting
+    while time.time() < deadline and "idle sleep capped" not in text:
+        text = "".join(f.read_text() for f in pilot.base.glob(pattern))
+        time.sleep(0.5)
+    assert "idle sleep capped at 0.002 s" in text, f"{pilot.base}/{pattern}: {text[-2000:]!r}"
