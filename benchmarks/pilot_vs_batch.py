@@ -212,7 +212,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     res: dict = {"pipeline": args.pipeline, "profile": args.profile, "runs": {}, "summary": {},
                  "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    runners = args.runners.split(",")
+    runners = [r for r in args.runners.split(",") if r not in ("", "none")]  # none: only --slurm / latency
     for i in range(args.runs):
         for r in runners:  # interleaved, so machine-load drift hits both runners alike
             print(f"run {i + 1}/{args.runs}: {r} ...", flush=True)
@@ -250,7 +250,7 @@ def main() -> None:
                      f"({d['tasks']} tasks; bulk {d['bulk_tasks_per_s']:.0f} tasks/s) (target median <= 50 ms)")
     lines += ["", "| stage | " + " | ".join(f"{r} span s | {r} code s" for r in runners) + " |",
               "|---|" + "---|---|" * len(runners)]
-    for n in (res["summary"][runners[0]]["stage_span_s"] if args.runs else []):
+    for n in (res["summary"][runners[0]]["stage_span_s"] if args.runs and runners else []):
         cells = []
         for r in runners:
             s = res["summary"][r]

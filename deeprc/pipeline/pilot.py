@@ -261,9 +261,11 @@ class PilotBackend:
     def start(self, run: RunFolder, pipe: Pipeline) -> None:
         self.run, self.pipe = run, pipe
         local = self.site is None or getattr(self.site, "scheduler", "local") == "local"
-        if local:
-            # RP's local.localhost slots are oversubscribed (LOCAL_CORES, so the raptor master, its
-            # worker and an executable stage all fit): the real cores, or --cores, bound what runs at once
+        rp_over = dict(getattr(self.site, "rp", None) or {})
+        if local or rp_over.get("fake_resources") or (rp_over.get("system_architecture") or {}).get("oversubscribe"):
+            # RP's slots are oversubscribed here (local.localhost's 8, or a site's `rp:` overrides, so the
+            # raptor master, its worker and an executable stage all fit): the real cores, or --cores,
+            # bound what runs at once
             self.core_budget = self.cores or usable_cores()
         if self.pilot is None:
             py = [s.ranks for s in pipe.stages if not s.executable]
