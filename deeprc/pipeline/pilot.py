@@ -257,6 +257,7 @@ class PilotBackend:
         self.events: queue.Queue = queue.Queue()
         self.tasks: dict[str, tuple[str, Any]] = {}  # uid -> (stage, task)
         self._started: set[str] = set()
+        self._aborted = False
 
     def start(self, run: RunFolder, pipe: Pipeline) -> None:
         self.run, self.pipe = run, pipe
@@ -365,6 +366,7 @@ class PilotBackend:
             self.pilot.tmgr.cancel_tasks([task])
 
     def cancel_all(self) -> None:
+        self._aborted = True
         if self.pilot is not None and self.tasks:
             try:
                 self.pilot.tmgr.cancel_tasks(list(self.tasks))
@@ -377,4 +379,8 @@ class PilotBackend:
         if self._callback in self.pilot.listeners:
             self.pilot.listeners.remove(self._callback)
         if not self.shared:
+            if self._aborted:
+                # a signal (Ctrl-C, scancel, walltime): stop the agent and workers before RP's slow close,
+                # which a batch system's kill may cut short (RP's agent processes leave the job's tree)
+                stop_leftovers(self.pilot.base, grace=1.0)
             self.pilot.close()

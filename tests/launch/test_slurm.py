@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deeprc.pipeline.pilot import _own_pids
 from deeprc.sites import builtin_sites_dir
 
 from launch_helpers import HERE
@@ -121,13 +122,16 @@ def test_cancel_stops_a_running_launch_and_keeps_outputs(slurm: dict, site: str,
             break
         time.sleep(2)
     assert train_job["job_id"] not in q
-    # nothing started for this run keeps running (Radical Pilot's agents included)
+    # nothing started for this run keeps running (Radical Pilot's agents included, which rename
+    # themselves, e.g. `rp.agent_executing.0000`: found by their working folder too)
     for _ in range(20):
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-        if str(run) not in ps:
+        left = _own_pids(run)
+        if str(run) not in ps and not left:
             break
         time.sleep(2)
     assert str(run) not in ps, [line for line in ps.splitlines() if str(run) in line][:5]
+    assert not left, {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in left if Path(f"/proc/{pid}").exists()}
 
 
 DEMO = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
