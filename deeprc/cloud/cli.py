@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from deeprc.cloud.keys import KeyPair, generate_keypair, gzip_bytes, load_keypair, redact, write_gzip_secret, write_secret
+from deeprc.cloud.keys import KeyPair, generate_keypair, gzip_bytes, load_keypair, redact, write_secret
 from deeprc.cloud.launch import AWS_USER_DATA_LIMIT, render_launch
 from deeprc.cloud.plan import make_plan, parse_hosts
 from deeprc.cloud.render import render_script, render_user_data
@@ -74,7 +74,7 @@ def bootstrap(site_name: str, nodes: int | None, hosts: str | None, pipeline: st
         return
     out.mkdir(parents=True, exist_ok=True)
     write_secret(out / "user-data.yaml", user_data)
-    write_gzip_secret(out / "user-data.yaml.gz", user_data)
+    write_secret(out / "user-data.yaml.gz", gzip_bytes(user_data))
     write_secret(out / "bootstrap.sh", script)
     os.chmod(out / "bootstrap.sh", 0o700)
     written = ["user-data.yaml (0600)", "user-data.yaml.gz (0600, for EC2's 16 KB limit)", "bootstrap.sh (0700)"]

@@ -65,14 +65,14 @@ def load_keypair(path: str | Path) -> KeyPair:
     return KeyPair(private=p.read_text(), public=pub.read_text())
 
 
-def write_secret(path: Path, text: str) -> None:
-    """Write `text` to `path` with mode 0600 from the first byte (no readable window)."""
+def write_secret(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` with mode 0600 from the first byte (no readable window)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         path.unlink()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
     os.chmod(path, 0o600)
 
 
@@ -81,16 +81,6 @@ def gzip_bytes(text: str) -> bytes:
     import gzip
 
     return gzip.compress(text.encode(), compresslevel=9, mtime=0)
-
-
-def write_gzip_secret(path: Path, text: str) -> None:
-    """:func:`write_secret` for the gzip'd copy of `text`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(gzip_bytes(text))
 
 
 def redact(text: str, keys: KeyPair | None) -> str:

@@ -148,7 +148,7 @@ class Engine:
         the cores left (one stage always starts when nothing runs, whatever its size).
         """
         cap = self.backend.capacity
-        budget = getattr(self.backend, "core_budget", None)
+        budget = self.backend.core_budget
         ready = []
         for name in self.selected:
             if self.state[name] != "pending":

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from deeprc.errors import DeepRCError
-from deeprc.pipeline.commands import oversubscribe_env, root_mpi_env, stage_argv, stage_env
+from deeprc.pipeline.commands import is_local, oversubscribe_env, root_mpi_env, stage_argv, stage_env
 from deeprc.pipeline.engine import Completion
 from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
@@ -135,7 +135,7 @@ class Pilot:
         return [f'export PYTHONPATH={shlex.quote(str(hooks))}:"$PYTHONPATH"']
 
     def start(self) -> "Pilot":
-        self.local = self.site is None or getattr(self.site, "scheduler", "local") == "local"
+        self.local = is_local(self.site)
         _prepare_env(self.local)
         import radical.pilot as rp
 
@@ -261,7 +261,7 @@ class PilotBackend:
 
     def start(self, run: RunFolder, pipe: Pipeline) -> None:
         self.run, self.pipe = run, pipe
-        local = self.site is None or getattr(self.site, "scheduler", "local") == "local"
+        local = is_local(self.site)
         rp_over = dict(getattr(self.site, "rp", None) or {})
         if local or rp_over.get("fake_resources") or (rp_over.get("system_architecture") or {}).get("oversubscribe"):
             # RP's slots are oversubscribed here (local.localhost's 8, or a site's `rp:` overrides, so the
