@@ -26,8 +26,18 @@ from deeprc.errors import DeepRCError
 _NO_NUMPY = {"torch.bfloat16", "torch.float16"}
 _AR_NAMES = {op: f"allreduce({op})" for op in ("sum", "min", "max", "mean")}
 _SPIN = 200  # Test() calls before yielding the CPU
-# allreduce sizes (bytes) that take the arrival-checked blocking path (DEEPRC_MPI_BLOCKING_MAX; 0: never)
-_BLOCKING_MAX = int(os.environ.get("DEEPRC_MPI_BLOCKING_MAX") or 4 << 20)
+
+
+def _blocking_max() -> int:
+    """Allreduce sizes (bytes) that take the arrival-checked blocking path (DEEPRC_MPI_BLOCKING_MAX; 0: never)."""
+    raw = os.environ.get("DEEPRC_MPI_BLOCKING_MAX") or str(4 << 20)
+    if not raw.isdigit():
+        raise DeepRCError(f"DEEPRC_MPI_BLOCKING_MAX={raw!r} is not a byte count. Fix: set it to a whole number "
+                          "of bytes (0 turns the blocking path off) or unset it for the default 4194304.")
+    return int(raw)
+
+
+_BLOCKING_MAX = _blocking_max()
 _failed = False
 _BUF_TAG = 0x5EB0  # tag of alltoallv_buffers' messages (chunks of one message match in order: non-overtaking)
 

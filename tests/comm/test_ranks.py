@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import SELFTEST, mpiexec, run, srun
+from .conftest import PY, SELFTEST, mpiexec, run, srun
 
 
 # 2 ranks with gloo under mpiexec: tests/comm/test_failures.py runs it through `deeprc-deploy comm test`.
@@ -94,3 +94,16 @@ def test_single_process_without_launcher(rank_env):
     r = run([PY, "-c", SINGLE], env)
     assert r.rc == 0, r.out + r.err
     assert "single ok" in r.out
+
+
+@pytest.mark.parametrize("limit", ["0", str(1 << 30)])
+def test_mpi_allreduce_both_paths(rank_env, limit):
+    """Iallreduce everywhere (0) and arrival-checked blocking Allreduce everywhere (1 GiB): same answers."""
+    r = run(mpiexec(3, [*SELFTEST, "--backend", "mpi", "--timeout", "60"]), {**rank_env, "DEEPRC_MPI_BLOCKING_MAX": limit})
+    assert r.rc == 0, r.out + r.err
+    assert "PASSED: 20 checks on 3 ranks" in r.out
+
+
+def test_mpi_blocking_max_must_be_a_byte_count(rank_env):
+    r = run([PY, "-c", "import deeprc.comm.mpi_backend"], {**rank_env, "DEEPRC_MPI_BLOCKING_MAX": "4MB"})
+    assert r.rc != 0 and "DEEPRC_MPI_BLOCKING_MAX='4MB' is not a byte count" in r.err
