@@ -1,4 +1,5 @@
-"""Runner `batch`, the baseline: one fresh launcher call per stage, one stage at a time.
+"""Runner `batch`, the baseline: one fresh launcher call per stage, one stage at a time (or, with
+`cores`, independent stages side by side within that many cores, as a scheduler packs jobs).
 
 (The Slurm flavour, one job per stage chained with afterok, is `deeprc-deploy launch --mode batch`;
 inside each of those jobs this runner runs the job's stage with `--stage`.)
@@ -22,11 +23,11 @@ class BatchBackend:
     """Start each stage attempt as `mpiexec -n RANKS python -m deeprc.pipeline.entry ...`."""
 
     name = "batch"
-    core_budget = None
 
-    def __init__(self, site: Any = None, capacity: int | None = 1) -> None:
+    def __init__(self, site: Any = None, cores: int | None = None) -> None:
         self.site = site
-        self.capacity = capacity
+        self.capacity = None if cores else 1
+        self.core_budget = cores or None
         self.procs: dict[str, tuple[str, subprocess.Popen, Any]] = {}  # task -> (stage, proc, logfile)
         self._n = 0
         self.run: RunFolder | None = None

@@ -55,7 +55,7 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
     if runner == "batch":
         from deeprc.pipeline.batch import BatchBackend
 
-        backend: Any = BatchBackend(site)
+        backend: Any = BatchBackend(site, cores=cores)
     elif runner == "pilot":
         from deeprc.pipeline.pilot import PilotBackend
 
@@ -89,7 +89,8 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<name>[-profile]).")
 @click.option("--stage", "stages", multiple=True, help="Run only this stage (repeatable); its inputs must exist.")
 @click.option("--no-resume", is_flag=True, help="Rerun stages even when their outputs are up to date.")
-@click.option("--cores", type=int, default=None, help="Pilot size in cores (default: site or 8 on local).")
+@click.option("--cores", type=int, default=None, help="The pilot's size in cores (default: site or 8 on local); with --runner batch, run "
+              "independent stages side by side within this many cores (default: one stage at a time).")
 def run(pipeline: str, site_name: str, runner: str, profile: str, run_dir: str | None, stages: tuple[str, ...],
         no_resume: bool, cores: int | None) -> None:
     """Run PIPELINE here with Radical Pilot (pilot) or one launcher call per stage (batch)."""

@@ -14,7 +14,6 @@ import queue
 import shlex
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from deeprc.pipeline.engine import Completion
 from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
 
+FINAL_STATES = ("DONE", "FAILED", "CANCELED")  # rp.FINAL, without importing RP here
 LOCAL_CORES = 8  # local.localhost offers 8 (oversubscribed) cores per node
 
 
@@ -65,6 +65,25 @@ def _lean_agent_config() -> dict[str, Any]:
     return cfg
 
 
+def check_patch_env(groups: tuple[str, ...]) -> None:
+    """A clear error for a malformed `DEEPRC_RP_PATCHES` or `DEEPRC_RP_SCHED_SLEEP` (the hook itself
+    runs inside RP's processes, where nobody would see one)."""
+    want = os.environ.get("DEEPRC_RP_PATCHES", "").strip().lower()
+    unknown = sorted({g.strip() for g in want.split(",")} - set(groups) - {""}) if want not in ("off", "none") else []
+    if unknown:
+        raise DeepRCError(
+            f"environment variable DEEPRC_RP_PATCHES={want!r} names unknown group(s) {', '.join(unknown)}. "
+            f"Fix: use a comma list of {', '.join(groups)}, or `off` to run Radical Pilot unpatched.")
+    sleep = os.environ.get("DEEPRC_RP_SCHED_SLEEP", "").strip()
+    if sleep:
+        try:
+            float(sleep)
+        except ValueError:
+            raise DeepRCError(
+                f"environment variable DEEPRC_RP_SCHED_SLEEP={sleep!r} is not a number of seconds. Fix: set it to "
+                "the agent scheduler's longest idle sleep (e.g. 0.002), or 0.1 for RP's own.") from None
+
+
 class Pilot:
     """A started RP session + pilot (+ one raptor master and MPI worker); shareable across runs."""
 
@@ -78,9 +97,9 @@ class Pilot:
         self.session: Any = None
         self.pilot: Any = None
         self.tmgr: Any = None
+        self.pmgr: Any = None
         self.master: Any = None
         self.listeners: list[Any] = []
-        self.worker_ready = threading.Event()
         self.started_s = 0.0
 
     def _resource(self) -> tuple[str, str | None]:
@@ -123,49 +142,66 @@ class Pilot:
         path.write_text(json.dumps(data, indent=2))
         return label, schema
 
-    def _agent_hooks(self) -> list[str]:
-        """Shell lines that load :mod:`deeprc.pipeline.rp_sitecustomize` into the agent's processes
-        (it caps the agent scheduler's idle sleep); none with `DEEPRC_RP_SCHED_SLEEP=off`."""
-        if os.environ.get("DEEPRC_RP_SCHED_SLEEP", "").lower() in ("off", "0.1"):
-            return []
+    def _hooks_dir(self) -> Path | None:
+        """The folder holding :mod:`deeprc.pipeline.rp_sitecustomize` as `sitecustomize.py` (it trims RP's
+        idle polling, start-up and close); None when `DEEPRC_RP_PATCHES=off`."""
+        from deeprc.pipeline.rp_sitecustomize import patches
+
+        if not patches():
+            return None
         hooks = self.base / "rp_hooks"
         hooks.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(__file__).with_name("rp_sitecustomize.py"), hooks / "sitecustomize.py")
+        return hooks
+
+    def _agent_hooks(self) -> list[str]:
+        """Shell lines that put the hooks folder first on the agent's PYTHONPATH."""
+        hooks = self._hooks_dir()
         # RP passes these lines through its own `$` handling: `${VAR:+...}` does not survive it
-        return [f'export PYTHONPATH={shlex.quote(str(hooks))}:"$PYTHONPATH"']
+        return [f'export PYTHONPATH={shlex.quote(str(hooks))}:"$PYTHONPATH"'] if hooks else []
 
     def start(self) -> "Pilot":
         self.local = is_local(self.site)
         _prepare_env(self.local)
+        from deeprc.pipeline import rp_sitecustomize
+
+        check_patch_env(rp_sitecustomize.GROUPS)
+        rp_sitecustomize.install()  # this process starts the client's bridges and components
         import radical.pilot as rp
 
         t0 = time.time()
         self.base.mkdir(parents=True, exist_ok=True)
-        old_cfg_dir = os.environ.get("RADICAL_CONFIG_USER_DIR")
+        saved = {k: os.environ.get(k) for k in ("RADICAL_CONFIG_USER_DIR", "PYTHONPATH")}
         try:
-            # the session reads the resource configs, the pilot manager's launcher the agent config
+            # the session reads the resource configs, the pilot manager's launcher the agent config;
+            # the client's bridges and components, spawned meanwhile, load the hooks from PYTHONPATH
             resource, schema = self._resource()
+            hooks = self._hooks_dir()
+            if hooks:
+                os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(hooks), saved["PYTHONPATH"]) if p)
             self.session = rp.Session(cfg={"base": str(self.base)})
-            pmgr = rp.PilotManager(session=self.session)
+            self.pmgr = pmgr = rp.PilotManager(session=self.session)
             pd: dict[str, Any] = {"resource": resource, "cores": self.cores, "runtime": self.runtime_min,
                                   "sandbox": str(self.base / "sandbox")}
             if schema:
                 pd["access_schema"] = schema
             self.pilot = pmgr.submit_pilots(rp.PilotDescription(pd))
+            self.tmgr = rp.TaskManager(session=self.session)
         except BaseException:
             self.close()
             raise
-        finally:  # leave the caller's RP config dir as it was
-            if old_cfg_dir is None:
-                os.environ.pop("RADICAL_CONFIG_USER_DIR", None)
-            else:
-                os.environ["RADICAL_CONFIG_USER_DIR"] = old_cfg_dir
+        finally:  # leave the caller's environment as it was
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         try:
-            self.tmgr = rp.TaskManager(session=self.session)
             self.tmgr.add_pilots(self.pilot)
             self.tmgr.register_callback(self._callback)
             self.master = self.pilot.submit_raptors(rp.TaskDescription({"mode": rp.RAPTOR_MASTER}))[0]
-            env = {**root_mpi_env(), **(oversubscribe_env() if self.local else {}), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            path = [str(hooks) if hooks else "", *sys.path]  # the worker's ranks load the hooks too
+            env = {**root_mpi_env(), **(oversubscribe_env() if self.local else {}), "PYTHONPATH": os.pathsep.join(p for p in path if p)}
             self.master.submit_workers([rp.TaskDescription({
                 "mode": rp.RAPTOR_WORKER, "ranks": self.worker_ranks, "raptor_class": "MPIWorker",
                 "environment": env})])
@@ -185,6 +221,13 @@ class Pilot:
     def close(self) -> None:
         """Close the RP session, then stop what it left behind in this pilot's sandbox (raptor workers)."""
         if self.session is not None:
+            try:
+                # have the launcher end the pilot job while it is still up: RP's own close asks the agent
+                # first (1 s), then kills, and its launcher races its own shutdown (10 s more when it loses)
+                if self.pmgr is not None and self.pilot is not None and self.pilot.state not in FINAL_STATES:
+                    self.pmgr.kill_pilots(self.pilot.uid, _timeout=5)
+            except Exception:
+                pass
             try:
                 self.session.close(download=False, terminate=True)
             except Exception:

@@ -113,6 +113,18 @@ def test_batch_gives_same_outputs(diamond_pilot, tmp_path):
     assert "fresh process" in (run_dir / "logs" / "b.log").read_text()
 
 
+def test_batch_with_cores_packs_independent_stages(diamond_pilot, tmp_path):
+    """--cores 3: b (1 rank) and c (2 ranks) run side by side as fresh launcher calls, as a scheduler
+    packs independent jobs; the DAG order and the outputs stay the same."""
+    spec, _, pilot_dir, _ = diamond_pilot
+    result, run_dir = run_pipeline(spec, runner="batch", run_dir=tmp_path / "packed", quiet=True, cores=3)
+    assert result.state == "done" and outputs(run_dir) == outputs(pilot_dir)
+    sp = spans_by_stage(run_dir)
+    b, c = sp["b"], sp["c"]
+    assert b["started"] < c["ended"] and c["started"] < b["ended"], (b, c)
+    assert sp["a"]["ended"] <= min(b["queued"], c["queued"]) and sp["d"]["queued"] >= max(b["ended"], c["ended"])
+
+
 def test_retry_then_failure_reported(pilot, tmp_path, write_spec):
     spec = write_spec(tmp_path, [
         {"name": "flaky", "function": "pipeline_stagefns:flaky", "ranks": 2, "retries": 1},

@@ -1,16 +1,22 @@
-"""The agent start-up hook caps only the RP agent scheduler's idle sleep, in a real interpreter."""
+"""The start-up hook's patches to Radical Pilot, each in a real interpreter with and without it, and in
+the shared pilot's running agent."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import deeprc.pipeline.pilot as pilot_mod
+import pytest
 
-PROBE = """
+import deeprc.pipeline.pilot as pilot_mod
+from deeprc.errors import DeepRCError
+
+SCHED_PROBE = """
 import time
 import radical.pilot.agent.scheduler.base as sched
 t0 = time.perf_counter(); sched.time.sleep(0.1); capped = time.perf_counter() - t0
@@ -18,45 +24,154 @@ t0 = time.perf_counter(); time.sleep(0.1); plain = time.perf_counter() - t0
 print(capped, plain, sched.time is time)
 """
 
+QUEUE_PROBE = """
+import json, threading, time
+import radical.utils as ru
 
-def _probe(hooks: Path | None, extra_env: dict[str, str] | None = None) -> tuple[float, float, bool]:
-    env = {"PATH": "/usr/bin:/bin", **(extra_env or {})}
+bridge = ru.zmq.Queue("probe")
+bridge.start()
+put = ru.zmq.Putter("probe", url=str(bridge.addr_put))
+getter = lambda: ru.zmq.Getter("probe", url=str(bridge.addr_get))
+out = {}
+g = getter()
+t0 = time.perf_counter(); reply = g.get_nowait(timeout=300)
+out["empty"] = [reply, time.perf_counter() - t0]
+threading.Timer(0.2, lambda: put.put({"n": 1})).start()
+t0, got = time.perf_counter(), None
+while not got:
+    got = g.get_nowait(timeout=2000)
+out["held"] = [got, time.perf_counter() - t0 - 0.2]
+def take(getter, n, qname=None):
+    seen, end = [], time.time() + 5
+    while len(seen) < n and time.time() < end:
+        seen += getter.get_nowait(qname=qname, timeout=500) or []
+    return seen
+for i in range(5):
+    put.put({"i": i}, qname="a")
+put.put({"x": 1}, qname="b")
+out["b"] = take(getter(), 1, "b")
+out["a"] = take(g, 5, "a")
+gone = getter()
+gone.get_nowait(timeout=10)  # leaves a request open, then goes away
+gone._q.close(linger=0)
+time.sleep(0.3)
+for i in range(3):
+    put.put({"k": i})
+out["after_gone"] = take(g, 3)
+print(json.dumps(out))
+"""
+
+START_PROBE = """
+import logging, time, types
+import radical.pilot.utils.component_manager as cm
+import radical.pilot.utils.component as comp
+import radical.utils.zmq.pubsub as ps
+import radical.utils as ru
+out = {"async": cm.ru is not ru}
+t0 = time.perf_counter()
+ret = cm.ru.sh_callout("radical-pilot-bridge too-few-arguments")
+out["callout_s"] = time.perf_counter() - t0
+me = types.SimpleNamespace(_startups={}, _log=logging.getLogger("probe"))
+t0 = time.perf_counter()
+try:
+    cm.ComponentManager._wait_startup(me, ["no-such-bridge"], timeout=60)
+    out["wait"] = "returned"
+except RuntimeError as exc:
+    out["wait"] = str(exc)[:200]
+out["wait_s"] = time.perf_counter() - t0
+bridge = ps.PubSub("probe")
+bridge.start()
+sub = ps.Subscriber("probe", url=str(bridge.addr_sub), topic="t", cb=lambda t, m: None)
+time.sleep(0.3)
+t0 = time.perf_counter(); sub.stop(); out["stop_s"] = time.perf_counter() - t0
+import json; print(json.dumps(out))
+"""
+
+
+@pytest.fixture()
+def hooks(tmp_path) -> Path:
+    folder = tmp_path / "hooks"
+    folder.mkdir()
+    shutil.copyfile(Path(pilot_mod.__file__).with_name("rp_sitecustomize.py"), folder / "sitecustomize.py")
+    return folder
+
+
+def _run(code: str, hooks: Path | None, cwd: Path, extra_env: dict[str, str] | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("DEEPRC_RP_")}
+    env.update({"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", **(extra_env or {})})
     if hooks is not None:
         env["PYTHONPATH"] = str(hooks)
-    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    capped, plain, same = out.stdout.split()
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=cwd)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _sched(hooks: Path | None, cwd: Path, extra_env: dict[str, str] | None = None) -> tuple[float, float, bool]:
+    capped, plain, same = _run(SCHED_PROBE, hooks, cwd, extra_env).split()
     return float(capped), float(plain), same == "True"
 
 
-def test_hook_caps_the_scheduler_sleep_only(tmp_path):
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    shutil.copyfile(Path(pilot_mod.__file__).with_name("rp_sitecustomize.py"), hooks / "sitecustomize.py")
-    capped, plain, same = _probe(hooks)
+def test_hook_caps_the_scheduler_sleep_only(hooks, tmp_path):
+    capped, plain, same = _sched(hooks, tmp_path)
     assert capped < 0.05 and plain >= 0.1 and not same
-    # without the hook (or switched off) RP keeps its own 0.1 s
-    for env in ({}, {"DEEPRC_RP_SCHED_SLEEP": "0.1"}):
-        capped, plain, same = _probe(hooks if env else None, env)
+    # without the hook, or with the cap or the group switched off, RP keeps its own 0.1 s
+    for env in ({}, {"DEEPRC_RP_SCHED_SLEEP": "0.1"}, {"DEEPRC_RP_PATCHES": "queue,start"}):
+        capped, plain, same = _sched(hooks if env else None, tmp_path, env)
         assert capped >= 0.1 and same
 
 
+def test_queue_bridge_holds_requests_open_and_loses_nothing(hooks, tmp_path):
+    plain = json.loads(_run(QUEUE_PROBE, None, tmp_path))
+    patched = json.loads(_run(QUEUE_PROBE, hooks, tmp_path))
+    # RP's bridge answers an idle consumer at once with nothing, so consumers and bridges spin
+    assert plain["empty"][0] == [] and plain["empty"][1] < 0.2
+    # ours keeps the request open for the consumer's whole wait, and answers it when a message comes
+    assert patched["empty"][0] is None and patched["empty"][1] >= 0.25
+    assert patched["held"][0] == [{"n": 1}] and patched["held"][1] < 0.1
+    for out in (plain, patched):  # same routing, order and delivery as RP's own bridge
+        assert out["a"] == [{"i": i} for i in range(5)] and out["b"] == [{"x": 1}]
+        assert out["after_gone"] == [{"k": i} for i in range(3)]
+
+
+def test_component_managers_start_side_by_side_and_fail_fast(hooks, tmp_path):
+    out = json.loads(_run(START_PROBE, hooks, tmp_path))
+    assert out["async"] and out["callout_s"] < 0.5  # returned before the bridge process ran
+    # a start that failed is reported at once, not after RP's 600 s wait for its startup message
+    assert "startup failed" in out["wait"] and out["wait_s"] < 30
+    assert out["stop_s"] < 0.2  # RP joins its listener, which polls with a 500 ms timeout
+    plain = json.loads(_run(START_PROBE.replace("timeout=60", "timeout=1"), None, tmp_path))
+    assert not plain["async"] and "not found" in plain["wait"]
+
+
 def test_pilot_resource_config_loads_the_hook(tmp_path, monkeypatch):
-    monkeypatch.delenv("DEEPRC_RP_SCHED_SLEEP", raising=False)
+    for var in ("DEEPRC_RP_SCHED_SLEEP", "DEEPRC_RP_PATCHES"):
+        monkeypatch.delenv(var, raising=False)
     p = pilot_mod.Pilot(base=tmp_path / "rp")
-    lines = p._agent_hooks()
-    assert lines == [f'export PYTHONPATH={tmp_path / "rp" / "rp_hooks"}:"$PYTHONPATH"']
+    assert p._agent_hooks() == [f'export PYTHONPATH={tmp_path / "rp" / "rp_hooks"}:"$PYTHONPATH"']
     assert (tmp_path / "rp" / "rp_hooks" / "sitecustomize.py").read_text().startswith('"""Start-up hook')
-    monkeypatch.setenv("DEEPRC_RP_SCHED_SLEEP", "off")
+    monkeypatch.setenv("DEEPRC_RP_PATCHES", "off")
     assert p._agent_hooks() == []
 
 
+@pytest.mark.parametrize("var,value,names", [
+    ("DEEPRC_RP_PATCHES", "queue,turbo", "turbo"),
+    ("DEEPRC_RP_SCHED_SLEEP", "fast", "not a number"),
+])
+def test_malformed_patch_settings_are_refused(monkeypatch, var, value, names):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(DeepRCError) as err:
+        pilot_mod.check_patch_env(("sched", "queue", "start"))
+    assert var in str(err.value) and names in str(err.value) and "Fix:" in str(err.value)
+
+
 def test_the_running_agent_loaded_the_hook(pilot):
-    """The shared pilot's agent really imported its scheduler with the capped sleep (agent_0 imports
-    it; the scheduler component it forks inherits the module)."""
+    """The shared pilot's agent really imported its scheduler with the capped sleep and its bridges
+    with the held-open requests (agent_0 imports both; components it forks inherit them)."""
     pattern = "sandbox/radical.pilot.sandbox/*/pilot.0000/agent_0.err"
+    wanted = ("idle sleep capped at 0.002 s", "bridges hold requests open")
     text, deadline = "", time.time() + 180  # the pilot may still be booting
-    while time.time() < deadline and "idle sleep capped" not in text:
+    while time.time() < deadline and not all(w in text for w in wanted):
         text = "".join(f.read_text() for f in pilot.base.glob(pattern))
         time.sleep(0.5)
-    assert "idle sleep capped at 0.002 s" in text, f"{pilot.base}/{pattern}: {text[-2000:]!r}"
+    for w in wanted:
+        assert w in text, f"{pilot.base}/{pattern}: {text[-2000:]!r}"
