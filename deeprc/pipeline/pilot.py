@@ -25,6 +25,7 @@ from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
 
 FINAL_STATES = ("DONE", "FAILED", "CANCELED")  # rp.FINAL, without importing RP here
+KILL_WAIT_S = 3.0  # how long closing waits for the launcher to report the pilot job ended
 LOCAL_CORES = 8  # local.localhost offers 8 (oversubscribed) cores per node
 
 
@@ -218,22 +219,37 @@ class Pilot:
             except Exception:  # a listener's bug must not kill RP's callback thread
                 pass
 
-    def close(self) -> None:
-        """Close the RP session, then stop what it left behind in this pilot's sandbox (raptor workers)."""
-        if self.session is not None:
+    def close(self, abort: bool = False) -> None:
+        """End the pilot job, close the RP session, then stop what it left behind under this pilot's base.
+
+        `abort` (after a signal: Ctrl-C, scancel, walltime): stop every process under the base first,
+        before a batch system's kill can cut the close short (RP's agent processes leave the job's tree).
+        """
+        if self.session is None:
+            return
+        if abort:
+            stop_leftovers(self.base, grace=1.0)
+        # have the launcher end the pilot job while it is still up: RP's own close asks the agent first
+        # (1 s), then kills, and its launcher races its own shutdown (10 s more when it loses)
+        elif self.pmgr is not None and self.pilot is not None and self.pilot.state not in FINAL_STATES:
             try:
-                # have the launcher end the pilot job while it is still up: RP's own close asks the agent
-                # first (1 s), then kills, and its launcher races its own shutdown (10 s more when it loses)
-                if self.pmgr is not None and self.pilot is not None and self.pilot.state not in FINAL_STATES:
-                    self.pmgr.kill_pilots(self.pilot.uid, _timeout=5)
+                self.pmgr.kill_pilots(self.pilot.uid, _timeout=KILL_WAIT_S)
             except Exception:
                 pass
+        if self.pilot is not None and self.pilot.state not in FINAL_STATES:
+            # nobody reported the end (the job was stopped here, or was gone already): tell RP's client
+            # side the pilot is over, or its close waits for that again (11 s)
+            stop_leftovers(self.base, grace=1.0)
             try:
-                self.session.close(download=False, terminate=True)
+                self.pilot._update({"uid": self.pilot.uid, "state": "CANCELED"})
             except Exception:
                 pass
-            self.session = None
-            stop_leftovers(self.base)
+        try:
+            self.session.close(download=False, terminate=True)
+        except Exception:
+            pass
+        self.session = None
+        stop_leftovers(self.base)
 
 
 def _own_pids(base: Path) -> list[int]:
@@ -422,8 +438,4 @@ class PilotBackend:
         if self._callback in self.pilot.listeners:
             self.pilot.listeners.remove(self._callback)
         if not self.shared:
-            if self._aborted:
-                # a signal (Ctrl-C, scancel, walltime): stop the agent and workers before RP's slow close,
-                # which a batch system's kill may cut short (RP's agent processes leave the job's tree)
-                stop_leftovers(self.pilot.base, grace=1.0)
-            self.pilot.close()
+            self.pilot.close(abort=self._aborted)

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from deeprc.pipeline.pilot import _own_pids
+
 
 def _wait(pred, timeout, what):
     end = time.time() + timeout
@@ -60,4 +62,27 @@ def test_sigterm_keeps_finished_outputs(runner, tmp_path, write_spec, stagefns_o
     # nothing of this run is left running (RP agent, workers, or the slow stage's processes)
     time.sleep(2)
     left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True).stdout.split()
-    assert not left, f"processes left: {left}"
+    assert not left and not _own_pids(run_dir), f"processes left: {left} {_own_pids(run_dir)}"
+
+
+def test_sigint_while_the_pilot_boots_leaves_nothing(tmp_path, write_spec, stagefns_on_path):
+    """Ctrl-C while RP's session, bridges and agent are still coming up: the run is canceled, and no
+    RP process (they rename themselves and leave the process tree) outlives it."""
+    spec = write_spec(tmp_path, [{"name": "a", "function": "pipeline_stagefns:write", "ranks": 2}])
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "deeprc.cli", "run", str(spec), "--runner", "pilot",
+                             "--run-dir", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        # the agent's sandbox appears once the pilot job started: the agent is booting
+        _wait(lambda: any((run_dir / "rp" / "sandbox").glob("radical.pilot.sandbox/*/pilot.0000/bootstrap_0.sh")),
+              120, "the pilot job started")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = out.decode(errors="replace")
+    assert proc.returncode == 128 + signal.SIGINT, text
+    assert json.loads((run_dir / "status.json").read_text())["run"] == "canceled"
+    time.sleep(2)
+    assert not _own_pids(run_dir), f"processes left: {_own_pids(run_dir)}"
