@@ -24,7 +24,6 @@ from deeprc.pipeline.engine import Completion
 from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
 
-FINAL_STATES = ("DONE", "FAILED", "CANCELED")  # rp.FINAL, without importing RP here
 KILL_WAIT_S = 3.0  # how long closing waits for the launcher to report the pilot job ended
 LOCAL_CORES = 8  # local.localhost offers 8 (oversubscribed) cores per node
 
@@ -66,15 +65,17 @@ def _lean_agent_config() -> dict[str, Any]:
     return cfg
 
 
-def check_patch_env(groups: tuple[str, ...]) -> None:
+def check_patch_env() -> None:
     """A clear error for a malformed `DEEPRC_RP_PATCHES` or `DEEPRC_RP_SCHED_SLEEP` (the hook itself
     runs inside RP's processes, where nobody would see one)."""
-    want = os.environ.get("DEEPRC_RP_PATCHES", "").strip().lower()
-    unknown = sorted({g.strip() for g in want.split(",")} - set(groups) - {""}) if want not in ("off", "none") else []
+    from deeprc.pipeline.rp_sitecustomize import GROUPS, wanted_groups
+
+    unknown = sorted(wanted_groups() - set(GROUPS))
     if unknown:
         raise DeepRCError(
-            f"environment variable DEEPRC_RP_PATCHES={want!r} names unknown group(s) {', '.join(unknown)}. "
-            f"Fix: use a comma list of {', '.join(groups)}, or `off` to run Radical Pilot unpatched.")
+            f"environment variable DEEPRC_RP_PATCHES={os.environ.get('DEEPRC_RP_PATCHES')!r} names unknown "
+            f"group(s) {', '.join(unknown)}. Fix: use a comma list of {', '.join(GROUPS)}, or `off` to run "
+            "Radical Pilot unpatched.")
     sleep = os.environ.get("DEEPRC_RP_SCHED_SLEEP", "").strip()
     if sleep:
         try:
@@ -166,7 +167,7 @@ class Pilot:
         _prepare_env(self.local)
         from deeprc.pipeline import rp_sitecustomize
 
-        check_patch_env(rp_sitecustomize.GROUPS)
+        check_patch_env()
         rp_sitecustomize.install()  # this process starts the client's bridges and components
         import radical.pilot as rp
 
@@ -227,21 +228,24 @@ class Pilot:
         """
         if self.session is None:
             return
+        import radical.pilot as rp
+
         if abort:
             stop_leftovers(self.base, grace=1.0)
         # have the launcher end the pilot job while it is still up: RP's own close asks the agent first
         # (1 s), then kills, and its launcher races its own shutdown (10 s more when it loses)
-        elif self.pmgr is not None and self.pilot is not None and self.pilot.state not in FINAL_STATES:
+        elif self.pmgr is not None and self.pilot is not None and self.pilot.state not in rp.FINAL:
             try:
                 self.pmgr.kill_pilots(self.pilot.uid, _timeout=KILL_WAIT_S)
             except Exception:
                 pass
-        if self.pilot is not None and self.pilot.state not in FINAL_STATES:
+        if self.pilot is not None and self.pilot.state not in rp.FINAL:
             # nobody reported the end (the job was stopped here, or was gone already): tell RP's client
             # side the pilot is over, or its close waits for that again (11 s)
-            stop_leftovers(self.base, grace=1.0)
+            if not abort:
+                stop_leftovers(self.base, grace=1.0)
             try:
-                self.pilot._update({"uid": self.pilot.uid, "state": "CANCELED"})
+                self.pilot._update({"uid": self.pilot.uid, "state": rp.CANCELED})
             except Exception:
                 pass
         try:

@@ -51,17 +51,18 @@ def _say(msg: str) -> None:
         print(f"deeprc: {msg}", file=sys.stderr, flush=True)
 
 
-def _capped_time(cap: float) -> types.ModuleType:
+def _time_with(sleep: Callable[[float], None]) -> types.ModuleType:
+    """A stand-in for one module's ``time``: the real one, with another ``sleep``."""
     shim = types.ModuleType("time")
     shim.__dict__.update(_time.__dict__)
-    shim.sleep = lambda seconds: _time.sleep(min(seconds, cap))  # type: ignore[attr-defined]
+    shim.sleep = sleep  # type: ignore[attr-defined]
     return shim
 
 
 def _cap_sched_sleep(cap: float) -> Callable[[types.ModuleType], None]:
     def patch(module: types.ModuleType) -> None:
         if getattr(module, "time", None) is _time:
-            module.time = _capped_time(cap)  # type: ignore[attr-defined]
+            module.time = _time_with(lambda seconds: _time.sleep(min(seconds, cap)))  # type: ignore[attr-defined]
             _say(f"{_SCHED} idle sleep capped at {cap:g} s")
     return patch
 
@@ -249,10 +250,7 @@ def _settle(seconds: float) -> Callable[[types.ModuleType], None]:
     lengths, e.g. heartbeats, keep theirs)."""
     def patch(module: types.ModuleType) -> None:
         if getattr(module, "time", None) is _time:
-            shim = types.ModuleType("time")
-            shim.__dict__.update(_time.__dict__)
-            shim.sleep = lambda s: _time.sleep(seconds if s == 1 else s)  # type: ignore[attr-defined]
-            module.time = shim  # type: ignore[attr-defined]
+            module.time = _time_with(lambda s: _time.sleep(seconds if s == 1 else s))  # type: ignore[attr-defined]
     return patch
 
 
@@ -282,10 +280,15 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
 GROUPS = ("sched", "queue", "start")
 
 
+def wanted_groups() -> set[str]:
+    """The groups ``DEEPRC_RP_PATCHES`` names (default all; ``off`` or ``none``: none)."""
+    want = os.environ.get("DEEPRC_RP_PATCHES", ",".join(GROUPS)).strip().lower()
+    return set() if want in ("off", "none", "") else {g.strip() for g in want.split(",")} - {""}
+
+
 def patches() -> dict[str, Callable[[types.ModuleType], None]]:
     """module name -> patch, for the groups ``DEEPRC_RP_PATCHES`` asks for (see the module docstring)."""
-    want = os.environ.get("DEEPRC_RP_PATCHES", ",".join(GROUPS)).strip().lower()
-    groups = set() if want in ("off", "none", "") else {g.strip() for g in want.split(",")}
+    groups = wanted_groups()
     out: dict[str, Callable[[types.ModuleType], None]] = {}
     if "sched" in groups:
         try:
