@@ -76,21 +76,49 @@ def _venv_on_path() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: DeepRC errors become one paragraph on stderr and exit status 2."""
+    """Console entry point and DeepRC's one error translator: every failure becomes one paragraph on
+    stderr and a non-zero exit, never a traceback (set DEEPRC_DEBUG=1 to see one)."""
     _venv_on_path()
     try:
+        from deeprc.settings import check_environment
+
+        check_environment()
         cli.main(args=argv, prog_name="deeprc-deploy", standalone_mode=False)
     except DeepRCError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        from deeprc.errors import os_error
+
+        _debug()
+        _fail(str(os_error(exc)), 2)
+    except Exception as exc:  # a bug or an unforeseen input: still one paragraph, no traceback
+        _debug()
+        _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}. Fix: check the files and options "
+              "named in the command; if they are right, rerun with DEEPRC_DEBUG=1 and report the traceback.", 3)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _debug() -> None:
+    import os
+    import traceback
+
+    if os.environ.get("DEEPRC_DEBUG"):
+        traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -58,3 +58,36 @@ def resolve(target: str) -> StageFn:
         return getattr(module, attr)
     except AttributeError as exc:
         raise DeepRCError(f"stage function '{target}': {module_name} has no '{attr}'.") from exc
+
+
+def check_function(target: str) -> str | None:
+    """Why ``"package.module:function"`` cannot be run here (None when it can), found without running the
+    module: the module must be on the path and (when its source is Python) bind the function at top level."""
+    import ast
+    import importlib.util
+
+    module_name, _, attr = target.partition(":")
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError) as exc:
+        return f"cannot find module '{module_name}' ({exc})"
+    if spec is None:
+        return f"no module named '{module_name}' on this Python's path"
+    if not (spec.origin and spec.origin.endswith(".py")):
+        return None
+    try:
+        tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError) as exc:
+        return f"module '{module_name}' ({spec.origin}) cannot be read ({exc})"
+    bound: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    if attr in bound or "*" in bound or "__getattr__" in bound:
+        return None
+    return f"module '{module_name}' ({spec.origin}) defines no '{attr}'"

@@ -30,11 +30,9 @@ _SPIN = 200  # Test() calls before yielding the CPU
 
 def _blocking_max() -> int:
     """Allreduce sizes (bytes) that take the arrival-checked blocking path (DEEPRC_MPI_BLOCKING_MAX; 0: never)."""
-    raw = os.environ.get("DEEPRC_MPI_BLOCKING_MAX") or str(4 << 20)
-    if not raw.isdigit():
-        raise DeepRCError(f"DEEPRC_MPI_BLOCKING_MAX={raw!r} is not a byte count. Fix: set it to a whole number "
-                          "of bytes (0 turns the blocking path off) or unset it for the default 4194304.")
-    return int(raw)
+    from deeprc.settings import env_int
+
+    return env_int("DEEPRC_MPI_BLOCKING_MAX", 4 << 20, minimum=0)
 
 
 _BLOCKING_MAX = _blocking_max()

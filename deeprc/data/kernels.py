@@ -18,22 +18,19 @@ import pyarrow.compute as pc
 import pyarrow.types as pat
 
 from deeprc.errors import DeepRCError
+from deeprc.settings import DATA_KERNELS, env_choice
 
 JOIN_TYPES = {"inner": "inner", "left": "left outer", "right": "right outer", "outer": "full outer"}
 _POLARS_HOW = {"inner": "inner", "left": "left", "right": "right", "outer": "full"}
 
 
-KERNELS = ("auto", "duckdb", "polars", "arrow")
+KERNELS = DATA_KERNELS
 _DUCKDB: dict[str, object] = {}
 
 
 def kernel_choice() -> str:
     """`DEEPRC_DATA_KERNEL`: auto (DuckDB joins, polars sorts, where the types fit), duckdb, polars, arrow."""
-    choice = os.environ.get("DEEPRC_DATA_KERNEL", "auto")
-    if choice not in KERNELS:
-        raise DeepRCError(f"DEEPRC_DATA_KERNEL={choice!r} is unknown. Fix: set it to one of {', '.join(KERNELS)} "
-                          "or unset it.")
-    return choice
+    return env_choice("DEEPRC_DATA_KERNEL", KERNELS)
 
 
 def threads() -> int:

@@ -32,7 +32,9 @@ def chunk_bytes() -> int:
     Isend/Irecv each, all in flight at once); otherwise big exchanges go in alltoallv rounds, which
     bounds the communicator's staging copies and keeps every call short.
     """
-    return max(1, int(os.environ.get("DEEPRC_DATA_CHUNK_BYTES") or 16 << 20))
+    from deeprc.settings import env_int
+
+    return env_int("DEEPRC_DATA_CHUNK_BYTES", 16 << 20)
 
 
 def alltoallv(comm: Any, messages: list[bytes]) -> list[bytes | memoryview]:

@@ -17,6 +17,7 @@ from deeprc.pipeline.commands import stage_env, stage_launch_argv
 from deeprc.pipeline.engine import Completion
 from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
+from deeprc.pipeline.taskenv import site_secrets
 
 
 class BatchBackend:
@@ -40,9 +41,8 @@ class BatchBackend:
         self._n += 1
         task = f"batch.{self._n:04d}"
         argv = stage_launch_argv(self.run.path, stage, attempt, self.site)
-        env = {**os.environ, **stage_env(self.run.path, stage, attempt), "DEEPRC_TASK": task}
-        if self.site is not None:
-            env.update(getattr(self.site, "environment", {}) or {})
+        env = {**os.environ, **stage_env(self.run.path, stage, attempt), "DEEPRC_TASK": task,
+               **site_secrets(self.site)}  # handed to the process in memory, byte for byte
         self.run.stage_dir(stage.name).mkdir(parents=True, exist_ok=True)
         log = open(self.run.log_path(stage.name), "a", buffering=1)
         log.write(f"--- attempt {attempt} ({task}): {' '.join(argv)}\n")

@@ -28,6 +28,28 @@ def load_site_or_default(name: str) -> Any:
         raise
 
 
+def check_stages(pipe: Any, names: list[str], site: Any) -> None:
+    """Before anything runs: every selected stage's function can be found, and a local run's stages fit
+    on this machine (ranks x cores at most 16 per usable core, so a typo cannot start a million processes)."""
+    from deeprc.errors import config_error
+    from deeprc.pipeline.pilot import usable_cores
+    from deeprc.stage import check_function
+
+    local = site is None or getattr(site, "scheduler", "local") == "local"
+    limit = max(64, 16 * usable_cores())
+    for i, s in enumerate(pipe.stages):
+        if s.name not in names:
+            continue
+        if s.function and (why := check_function(s.function)):
+            raise config_error(pipe.source, f"stages[{i}] ({s.name}).function", why,
+                               "correct the 'package.module:function' name, or put the module's folder on PYTHONPATH")
+        if local and s.ranks * s.cores_per_rank > limit:
+            raise config_error(pipe.source, f"stages[{i}] ({s.name}).ranks",
+                               f"{s.ranks} ranks x {s.cores_per_rank} cores is more than this machine can run "
+                               f"({usable_cores()} cores; at most {limit} oversubscribed)",
+                               "lower ranks, or run it on a cluster site with `deeprc-deploy launch`")
+
+
 def default_run_dir(pipe: Any, site: Any) -> Path:
     base = getattr(getattr(site, "filesystems", None), "runs", None) or "runs"
     suffix = "" if pipe.profile == "full" else f"-{pipe.profile}"
@@ -51,6 +73,7 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
     run = RunFolder(run_dir or default_run_dir(pipe, site))
     for s in stages or []:
         pipe.stage(s)
+    check_stages(pipe, list(stages or pipe.names), site)
     run.create(pipe, keep_others=bool(stages))
     if runner == "batch":
         from deeprc.pipeline.batch import BatchBackend
@@ -108,14 +131,21 @@ def run(pipeline: str, site_name: str, runner: str, profile: str, run_dir: str |
 
 
 def failure_error(result: Any, path: Path) -> DeepRCError:
-    """The one-paragraph error of a failed run: which stage, where its log is, what was skipped."""
-    failed = [n for n, s in result.stages.items() if s.get("state") == "failed"]
-    logs = ", ".join(f"'{n}' (log: {path / 'logs' / (n + '.log')})" for n in failed)
+    """The one-paragraph error of a failed run: which stage, why (the stage's own DeepRC error, a timeout,
+    or its exit), where its log is, what was skipped."""
+    from deeprc.pipeline.runfolder import last_error
+
+    failed = [n for n, s in result.stages.items() if s.get("state") == "failed"] or list(result.failed)
+    reasons = []
+    for n in failed:
+        log = path / "logs" / (n + ".log")
+        why = last_error(log) or (result.stages.get(n, {}).get("error") or "").strip() or "see its log"
+        reasons.append(f"stage '{n}' failed: {why.rstrip('.')} (log: {log})")
     skipped = [n for n, s in result.stages.items() if s.get("state") == "skipped"]
     return DeepRCError(
-        f"run {path} failed: stage {logs or ', '.join(result.failed)} failed after its retries"
-        + (f"; its dependants were skipped: {', '.join(skipped)}" if skipped else "")
-        + ". Fix: read the log, correct the stage, and rerun the same command (finished stages are reused).",
+        f"run {path} failed after the stages' retries. " + "; ".join(reasons)
+        + (f". Its dependants were skipped: {', '.join(skipped)}" if skipped else "")
+        + ". Fix: correct what the stage's message names, and rerun the same command (finished stages are reused).",
         exit_code=1,
     )
 

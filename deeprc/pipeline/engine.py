@@ -80,6 +80,7 @@ class Engine:
         self.state: dict[str, str] = {n: "pending" for n in self.selected}
         self.attempts: dict[str, int] = {n: 0 for n in self.selected}
         self.running: dict[str, tuple[str, float]] = {}  # stage -> (task id, start time)
+        self.timed_out: set[str] = set()  # task ids canceled for their stage's timeout
 
     # helpers -----------------------------------------------------------------
     def _deps_ok(self, stage: Stage) -> bool | None:
@@ -118,6 +119,10 @@ class Engine:
         task, _ = self.running.pop(c.stage)
         ok = c.ok
         detail = c.detail
+        if task in self.timed_out:
+            self.timed_out.discard(task)
+            ok, detail = False, (f"timed out: the attempt ran longer than its timeout of {stage.timeout:g} s and was "
+                                 "canceled (raise 'timeout' in the pipeline if the work is just slow)")
         missing = self.run.missing_outputs(stage) if ok else []
         if missing:
             ok, detail = False, f"declared outputs missing in {self.run.stage_dir(stage.name)}: {', '.join(missing)}"
@@ -185,7 +190,10 @@ class Engine:
         for name, (task, t0) in list(self.running.items()):
             limit = self.pipe.stage(name).timeout
             if limit and now - t0 > limit:
+                if task in self.timed_out:
+                    continue
                 self.run.log(name, f"--- attempt {self.attempts[name]} exceeded its timeout of {limit:g} s; canceling")
+                self.timed_out.add(task)
                 self.backend.cancel(task)
 
     def check_selection(self) -> None:

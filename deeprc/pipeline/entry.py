@@ -19,6 +19,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from deeprc.errors import ERROR_MARK, DeepRCError
+from deeprc.pipeline import taskenv
 from deeprc.pipeline.runfolder import RESULT, _write_json
 from deeprc.pipeline.spec import Pipeline
 
@@ -70,36 +72,51 @@ def execute_stage(run_dir: str | Path, stage_name: str, comm: Any = None, attemp
     return metrics
 
 
+def report_failure(exc: BaseException) -> None:
+    """The traceback for the log, then DeepRC's own one-paragraph message on a marked line (the CLI
+    prints that line when the stage fails: deeprc.pipeline.runfolder.last_error)."""
+    traceback.print_exc()
+    if isinstance(exc, DeepRCError):
+        print(ERROR_MARK + " ".join(str(exc).split()), flush=True)
+
+
 def _log_handler(run_dir: Path, stage: str, rank: int) -> logging.Handler:
     h = logging.FileHandler(run_dir / "logs" / f"{stage}.log")
     h.setFormatter(logging.Formatter(f"%(asctime)s [rank {rank}] %(name)s %(levelname)s: %(message)s"))
     return h
 
 
-def run_in_worker(run_dir: str, stage: str, attempt: int = 1, comm: Any = None) -> dict:
-    """Raptor function task body: `comm` is the task's MPI sub-communicator (None on 1 rank)."""
-    run_dir_p = Path(run_dir)
-    if comm is None:  # one-rank tasks get no sub-communicator: use this rank alone
-        from mpi4py import MPI
-
-        comm = MPI.COMM_SELF
-    c = make_comm(mpi_comm=comm)
-    handler = _log_handler(run_dir_p, stage, c.rank)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+def run_in_worker(task: str, comm: Any = None) -> dict:
+    """Raptor function task body: `task` is :func:`deeprc.pipeline.taskenv.pack`'s blob, `comm` the task's
+    MPI sub-communicator (None on 1 rank). The stage's environment is set for this call only."""
+    spec = taskenv.unpack(task)
+    old_env = taskenv.apply(spec["env"])
     try:
-        with open(run_dir_p / "logs" / f"{stage}.log", "a", buffering=1) as out, \
-                contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            print(f"--- attempt {attempt}: rank {c.rank}/{c.size} on a warm raptor worker (pid {os.getpid()})")
-            try:
-                return execute_stage(run_dir_p, stage, c, attempt)
-            except BaseException:
-                traceback.print_exc()
-                raise
+        run_dir_p, stage = Path(spec["env"]["DEEPRC_RUN_DIR"]), spec["env"]["DEEPRC_STAGE"]
+        attempt = int(spec["env"]["DEEPRC_ATTEMPT"])
+        if comm is None:  # one-rank tasks get no sub-communicator: use this rank alone
+            from mpi4py import MPI
+
+            comm = MPI.COMM_SELF
+        c = make_comm(mpi_comm=comm)
+        handler = _log_handler(run_dir_p, stage, c.rank)
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            with open(run_dir_p / "logs" / f"{stage}.log", "a", buffering=1) as out, \
+                    contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                print(f"--- attempt {attempt}: rank {c.rank}/{c.size} on a warm raptor worker (pid {os.getpid()})")
+                try:
+                    return execute_stage(run_dir_p, stage, c, attempt)
+                except BaseException as exc:
+                    report_failure(exc)
+                    raise
+        finally:
+            root.removeHandler(handler)
+            handler.close()
     finally:
-        root.removeHandler(handler)
-        handler.close()
+        taskenv.restore(old_env)
 
 
 def _redirect(log: str) -> None:
@@ -120,9 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", help="append stdout/stderr to this file")
     ap.add_argument("--exec", dest="exec_argv", nargs=argparse.REMAINDER,
                     help="run this command (after --log) instead of a stage function")
+    ap.add_argument("--task", help="a pilot task's packed environment, command and log (deeprc.pipeline.taskenv)")
     args = ap.parse_args(argv)
+    spec = taskenv.decode(args.task) if args.task else {}
+    if spec:
+        args.log, args.exec_argv = spec.get("log"), spec.get("argv")
     if args.log:
         _redirect(args.log)
+    if spec:
+        try:
+            os.environ.update({**spec["env"], **(taskenv.fetch(spec["key"]) if spec.get("key") else {})})
+        except DeepRCError as exc:
+            report_failure(exc)
+            return 1
     if args.exec_argv:
         os.execvp(args.exec_argv[0], args.exec_argv)
     if not (args.run_dir and args.stage):
@@ -137,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"--- attempt {args.attempt}: rank {comm.rank}/{comm.size} in a fresh process (pid {os.getpid()})", flush=True)
     try:
         execute_stage(run_dir, args.stage, comm, args.attempt)
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as exc:
+        report_failure(exc)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(1)  # do not hang in MPI finalisation when other ranks failed too

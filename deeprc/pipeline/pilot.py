@@ -23,6 +23,8 @@ from deeprc.pipeline.commands import is_local, oversubscribe_env, root_mpi_env, 
 from deeprc.pipeline.engine import Completion
 from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
+from deeprc.pipeline import taskenv
+from deeprc.settings import check_rp_patches as check_patch_env
 
 KILL_WAIT_S = 3.0  # how long closing waits for the launcher to report the pilot job ended
 LOCAL_CORES = 8  # local.localhost offers 8 (oversubscribed) cores per node
@@ -63,27 +65,6 @@ def _lean_agent_config() -> dict[str, Any]:
     cfg = dict(ru.read_json(str(Path(rp.__file__).parent / "configs" / "agent_default.json")))
     cfg["bridges"] = {k: v for k, v in cfg.get("bridges", {}).items() if k not in _UNUSED_AGENT_BRIDGES}
     return cfg
-
-
-def check_patch_env() -> None:
-    """A clear error for a malformed `DEEPRC_RP_PATCHES` or `DEEPRC_RP_SCHED_SLEEP` (the hook itself
-    runs inside RP's processes, where nobody would see one)."""
-    from deeprc.pipeline.rp_sitecustomize import GROUPS, wanted_groups
-
-    unknown = sorted(wanted_groups() - set(GROUPS))
-    if unknown:
-        raise DeepRCError(
-            f"environment variable DEEPRC_RP_PATCHES={os.environ.get('DEEPRC_RP_PATCHES')!r} names unknown "
-            f"group(s) {', '.join(unknown)}. Fix: use a comma list of {', '.join(GROUPS)}, or `off` to run "
-            "Radical Pilot unpatched.")
-    sleep = os.environ.get("DEEPRC_RP_SCHED_SLEEP", "").strip()
-    if sleep:
-        try:
-            float(sleep)
-        except ValueError:
-            raise DeepRCError(
-                f"environment variable DEEPRC_RP_SCHED_SLEEP={sleep!r} is not a number of seconds. Fix: set it to "
-                "the agent scheduler's longest idle sleep (e.g. 0.002), or 0.1 for RP's own.") from None
 
 
 class Pilot:
@@ -172,9 +153,12 @@ class Pilot:
         import radical.pilot as rp
 
         t0 = time.time()
-        self.base.mkdir(parents=True, exist_ok=True)
-        saved = {k: os.environ.get(k) for k in ("RADICAL_CONFIG_USER_DIR", "PYTHONPATH")}
+        taskenv.private_dir(Path(taskenv.check_rp_word(str(self.base), "the pilot's folder")))
+        hidden = taskenv.withheld(self.site)  # RP's bootstrap dumps its environment to disk: no secrets there
+        saved = {k: os.environ.get(k) for k in ("RADICAL_CONFIG_USER_DIR", "PYTHONPATH", *hidden)}
         try:
+            for k in hidden:
+                os.environ.pop(k, None)
             # the session reads the resource configs, the pilot manager's launcher the agent config;
             # the client's bridges and components, spawned meanwhile, load the hooks from PYTHONPATH
             resource, schema = self._resource()
@@ -202,7 +186,7 @@ class Pilot:
             self.tmgr.add_pilots(self.pilot)
             self.tmgr.register_callback(self._callback)
             self.master = self.pilot.submit_raptors(rp.TaskDescription({"mode": rp.RAPTOR_MASTER}))[0]
-            path = [str(hooks) if hooks else "", *sys.path]  # the worker's ranks load the hooks too
+            path = [str(hooks) if hooks else "", *filter(taskenv.rp_safe, sys.path)]  # the worker's ranks load the hooks too
             env = {**root_mpi_env(), **(oversubscribe_env() if self.local else {}), "PYTHONPATH": os.pathsep.join(p for p in path if p)}
             self.master.submit_workers([rp.TaskDescription({
                 "mode": rp.RAPTOR_WORKER, "ranks": self.worker_ranks, "raptor_class": "MPIWorker",
@@ -321,6 +305,10 @@ class PilotBackend:
         self.tasks: dict[str, tuple[str, Any]] = {}  # uid -> (stage, task)
         self._started: set[str] = set()
         self._aborted = False
+        self.broker: taskenv.Broker | None = None
+        self.keys: dict[str, str | None] = {}  # uid -> the attempt's secret key (revoked when it ends)
+        self.secret_env: dict[str, str] = {}
+        self._key: str | None = None
 
     def start(self, run: RunFolder, pipe: Pipeline) -> None:
         self.run, self.pipe = run, pipe
@@ -345,6 +333,9 @@ class PilotBackend:
                 raise DeepRCError(
                     f"{pipe.source or 'pipeline'}: field 'stages ({s.name}).ranks': {s.ranks} ranks but the pilot's "
                     f"raptor worker has {self.pilot.worker_ranks}. Fix: lower ranks or start the run with more --cores.")
+        self.secret_env = {**taskenv.withheld(self.site), **taskenv.site_secrets(self.site)}
+        if self.secret_env:
+            self.broker = taskenv.Broker(local=local)
         self.pilot.listeners.append(self._callback)
 
     def _callback(self, task: Any, state: str) -> None:
@@ -358,19 +349,14 @@ class PilotBackend:
         run_dir = self.run.path
         self.run.stage_dir(stage.name).mkdir(parents=True, exist_ok=True)
         log = self.run.log_path(stage.name)
-        env = {**stage_env(run_dir, stage, attempt), "DEEPRC_LOG": str(log)}
-        if self.pilot.local:
-            env.update(oversubscribe_env())
         if stage.executable:
             argv = stage_argv(run_dir, stage, attempt, self.site)
             with open(log, "a") as f:
                 f.write(f"--- attempt {attempt}: executable task on {stage.ranks} rank(s): {' '.join(argv)}\n")
             td = rp.TaskDescription({
-                "mode": rp.TASK_EXECUTABLE, "executable": sys.executable,
-                "arguments": (argv[1:] + ["--log", str(log)] if stage.kind == "function"
-                              else ["-m", "deeprc.pipeline.entry", "--log", str(log), "--exec", *argv]),
+                "mode": rp.TASK_EXECUTABLE, "executable": taskenv.check_rp_word(sys.executable, "this Python"),
+                "arguments": ["-m", "deeprc.pipeline.entry", "--task", self._task_blob(stage, attempt, argv)],
                 "ranks": stage.ranks, "cores_per_rank": stage.cores_per_rank,
-                "environment": {**env, "PATH": os.environ.get("PATH", ""), **self._site_env()},
             })
             if stage.gpus_per_rank:
                 td.gpus_per_rank = stage.gpus_per_rank
@@ -379,17 +365,24 @@ class PilotBackend:
 
             td = rp.TaskDescription({
                 "mode": rp.TASK_FUNCTION, "ranks": stage.ranks, "raptor_id": self.pilot.master.uid,
-                "function": rp.PythonTask(run_in_worker, args=(str(run_dir), stage.name, attempt),
-                                          kwargs={"comm": None}),
-                "environment": env,
+                "function": rp.PythonTask(run_in_worker, args=(self._task_blob(stage, attempt),), kwargs={"comm": None}),
             })
         td.name = f"{stage.name}.{attempt}"
         task = self.pilot.tmgr.submit_tasks(td)
         self.tasks[task.uid] = (stage.name, task)
+        self.keys[task.uid] = self._key
         return task.uid
 
-    def _site_env(self) -> dict[str, str]:
-        return dict(getattr(self.site, "environment", {}) or {}) if self.site is not None else {}
+    def _task_blob(self, stage: Stage, attempt: int, argv: list[str] | None = None) -> str:
+        """The task's one argument (deeprc.pipeline.taskenv): its environment, command and log, and a
+        one-time key for its secrets; nothing RP would write into a script as text."""
+        assert self.run is not None
+        env = {**stage_env(self.run.path, stage, attempt), "DEEPRC_LOG": str(self.run.log_path(stage.name)),
+               **(oversubscribe_env() if self.pilot is not None and self.pilot.local else {})}
+        if argv is not None:
+            env["PATH"] = os.environ.get("PATH", "")
+        self._key = self.broker.offer(self.secret_env, stage.ranks) if self.broker else None
+        return taskenv.pack(env, self._key, argv, str(self.run.log_path(stage.name)) if argv else None)
 
     def poll(self, timeout: float) -> list[Completion]:
         import radical.pilot as rp
@@ -411,6 +404,8 @@ class PilotBackend:
                 self.run.event(stage, uid, "started", t)
             elif state in rp.FINAL:
                 del self.tasks[uid]
+                if self.broker:
+                    self.broker.revoke(self.keys.pop(uid, None))
                 ok = state == rp.DONE and not task.exit_code
                 detail = ""
                 if not ok:
@@ -441,5 +436,8 @@ class PilotBackend:
             return
         if self._callback in self.pilot.listeners:
             self.pilot.listeners.remove(self._callback)
+        if self.broker:
+            self.broker.close()
+            self.broker = None
         if not self.shared:
             self.pilot.close(abort=self._aborted)

@@ -38,6 +38,20 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+def last_error(log: Path) -> str | None:
+    """The last one-paragraph DeepRC error a stage wrote to its log (deeprc.pipeline.entry.report_failure)."""
+    from deeprc.errors import ERROR_MARK
+
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - (1 << 20)))  # the last MiB is plenty
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    found = [ln[len(ERROR_MARK):].strip() for ln in lines if ln.startswith(ERROR_MARK)]
+    return found[-1] if found else None
+
+
 def file_hash(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -13,6 +13,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from deeprc.errors import DeepRCError, config_error
 
 STAGE_FIELDS_DOC = "see docs/architecture.md and pipelines/demo.yaml"
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"  # a folder name: no '/', no leading dot, never '.' or '..'
+MAX_RANKS = 65536  # one stage; far above any real allocation, far below a fork bomb
+MAX_CORES = 4096  # per rank
+MAX_GPUS = 64  # per rank
+
+
+def relative_path(value: str) -> str:
+    """A path that stays inside the folder it is relative to (no absolute path, no '..')."""
+    parts = Path(value).parts
+    if not value or Path(value).is_absolute() or ".." in parts or "\x00" in value:
+        raise ValueError(f"{value!r} must be a path relative to the stage's output folder, without '..'")
+    return value
 
 
 class Stage(BaseModel):
@@ -20,20 +32,20 @@ class Stage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME)
     function: str | None = None  # "package.module:function"
     command: list[str] | None = None  # argv run by the launcher on `ranks` ranks
     image_command: list[str] | None = None  # argv run inside the site's image
     framework: Literal["python", "torch", "tensorflow", "none"] = "python"
-    ranks: int = Field(1, ge=1)
-    cores_per_rank: int = Field(1, ge=1)
-    gpus_per_rank: float = Field(0, ge=0)
+    ranks: int = Field(1, ge=1, le=MAX_RANKS)
+    cores_per_rank: int = Field(1, ge=1, le=MAX_CORES)
+    gpus_per_rank: float = Field(0, ge=0, le=MAX_GPUS)
     backend: Literal["auto", "mpi", "gloo", "nccl"] = "auto"
     depends_on: list[str] = []
     inputs: list[str] = []  # extra input files (relative to the run folder), hashed for resume
     outputs: list[str] = []  # files the stage must leave in its output folder
-    retries: int = Field(0, ge=0)
-    timeout: float | None = Field(None, gt=0)  # seconds per attempt
+    retries: int = Field(0, ge=0, le=100)
+    timeout: float | None = Field(None, gt=0, le=366 * 86400)  # seconds per attempt
     params: dict[str, Any] = {}
 
     @field_validator("function")
@@ -42,6 +54,11 @@ class Stage(BaseModel):
         if v is not None and (":" not in v or not all(v.partition(":")[::2])):
             raise ValueError("must look like 'package.module:function'")
         return v
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs_inside(cls, v: list[str]) -> list[str]:
+        return [relative_path(o) for o in v]
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Stage":
@@ -69,7 +86,7 @@ class Pipeline(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(pattern=NAME)
     description: str = ""
     defaults: dict[str, Any] = {}
     stages: list[Stage]
@@ -151,6 +168,11 @@ def _raise_validation(path: Path, exc: ValidationError, data: dict) -> None:
     if err["type"] == "missing":
         raise config_error(path, field, "this required field is missing", "add it")
     msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "string_pattern_mismatch":
+        raise config_error(path, field, f"{err.get('input')!r} is not a usable name (it becomes a folder name)",
+                           "use up to 100 letters, digits, '_', '.' and '-', starting with a letter or digit")
+    if err["type"] in ("less_than_equal", "greater_than_equal", "greater_than"):
+        msg = f"{msg} (got {err.get('input')!r})"
     raise config_error(path, field or "(top level)", msg, f"correct the value ({STAGE_FIELDS_DOC})")
 
 
