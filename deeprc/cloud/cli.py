@@ -16,7 +16,7 @@ from deeprc.errors import DeepRCError
 
 @click.command(name="bootstrap")
 @click.option("--site", "site_name", required=True, help="A cloud site (name or YAML path) with a `cloud:` section.")
-@click.option("--nodes", type=int, default=None, help="Number of VMs (default: the number of --hosts, else 1).")
+@click.option("--nodes", type=click.IntRange(1, 10_000), default=None, help="Number of VMs (default: the number of --hosts, else 1).")
 @click.option("--hosts", default=None, help="The VMs' private addresses, comma-separated; the first one starts the pipeline.")
 @click.option("--pipeline", default=None, help="Pipeline to start when the VMs are ready (path on the VM); none: leave them ready.")
 @click.option("--pipeline-arg", "pipeline_args", multiple=True, help="Extra argument for `deeprc-deploy run` (repeatable).")
@@ -28,7 +28,7 @@ from deeprc.errors import DeepRCError
 @click.option("--no-deps", is_flag=True, help="Install DeepRC without its dependencies, then only the --package list (a lean VM).")
 @click.option("--package", "packages", multiple=True, help="Extra pip requirement installed beside DeepRC (repeatable).")
 @click.option("--ssh-key", type=click.Path(dir_okay=False), default=None, help="Use this private key (and PATH.pub) instead of generating one.")
-@click.option("--peer-timeout", type=int, default=600, show_default=True, help="Seconds each VM waits for the others to answer over ssh.")
+@click.option("--peer-timeout", type=click.IntRange(1, 86_400), default=600, show_default=True, help="Seconds each VM waits for the others to answer over ssh.")
 @click.option("--sites-dir", type=click.Path(file_okay=False), default=None, help="An extra folder of site YAML files.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="deeprc-bootstrap", show_default=True,
               help="Where user-data.yaml, bootstrap.sh, the key pair, hostfile and launch.sh go.")
@@ -48,9 +48,18 @@ def bootstrap(site_name: str, nodes: int | None, hosts: str | None, pipeline: st
     site = load_site(site_name, sites_dir)
     host_list = parse_hosts(hosts)
     n = nodes if nodes is not None else max(len(host_list), 1)
+    out = Path(out_dir)
+    if out.is_dir() and any(out.iterdir()) and not (out / "bootstrap.sh").is_file():
+        raise DeepRCError(f"bootstrap: --out {out} is a folder with other files in it (no bootstrap.sh from an earlier "
+                          "bootstrap). Fix: choose a new or empty folder, or the --out of an earlier bootstrap.")
     keys: KeyPair | None = None
     if host_list or n > 1:
-        keys = load_keypair(ssh_key) if ssh_key else generate_keypair(f"deeprc-cluster-{site.name}")
+        if ssh_key:
+            keys = load_keypair(ssh_key)
+        elif (out / "cluster_key").is_file():  # a rerun keeps the cluster's key (VMs may already trust it)
+            keys = load_keypair(out / "cluster_key")
+        else:
+            keys = generate_keypair(f"deeprc-cluster-{site.name}")
     plan = make_plan(
         site, nodes=n, hosts=host_list, pipeline=pipeline, pipeline_args=list(pipeline_args), install=install,  # type: ignore[arg-type]
         source=source, wheels=wheels, offline=offline, no_deps=no_deps, packages=list(packages), keys=keys,
@@ -58,7 +67,6 @@ def bootstrap(site_name: str, nodes: int | None, hosts: str | None, pipeline: st
     )
     script = render_script(plan)
     user_data = render_user_data(script)
-    out = Path(out_dir)
     gz_size = len(gzip_bytes(user_data))
     if site.cloud.provider == "aws" and gz_size > AWS_USER_DATA_LIMIT:
         raise DeepRCError(

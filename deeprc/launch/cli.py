@@ -30,7 +30,7 @@ def _cloud_render(plan) -> str | None:  # noqa: ANN001
 @click.option("--site", "site", required=True, help="site name (see `sites list`) or path to a site YAML")
 @click.option("--mode", type=click.Choice(["pilot", "batch"]), default="pilot", show_default=True,
               help="pilot: one job, Radical Pilot inside; batch: one job per stage chained by dependencies")
-@click.option("--nodes", type=int, default=None, help="nodes for the pilot job (default: what the largest stage needs)")
+@click.option("--nodes", type=click.IntRange(1, 1_000_000), default=None, help="nodes for the pilot job (default: what the largest stage needs)")
 @click.option("--time", "walltime", default=None, help="walltime per job, e.g. 01:00:00 (default 1 h, capped by the partition)")
 @click.option("--partition", default=None, help="partition/queue from the site config (default: the site's default)")
 @click.option("--account", default=None, help="allocation/project to charge (default: the site's account)")
@@ -119,7 +119,7 @@ def status(run: str, as_json: bool, watch: bool) -> None:
 @click.command("logs")
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--stage", default=None, help="only this stage's logs")
-@click.option("--tail", type=int, default=0, help="only the last N lines of each file")
+@click.option("--tail", type=click.IntRange(0), default=0, help="only the last N lines of each file")
 def logs(run: str, stage: str | None, tail: int) -> None:
     """Show the logs of a run or one of its stages."""
     from deeprc.launch.follow import log_files

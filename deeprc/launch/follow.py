@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -10,15 +10,15 @@ from typing import Any
 
 from deeprc.errors import DeepRCError
 from deeprc.launch.submit import read_record, write_record
+from deeprc.pipeline.runfolder import load_status
 from deeprc.schedulers import get_scheduler
 from deeprc.schedulers.base import UNKNOWN
 
 
 def _run_dir(run: str | Path) -> Path:
-    p = Path(run).expanduser()
-    if not p.is_dir():
-        raise DeepRCError(f"no run folder at {p}. Fix: pass the folder `deeprc-deploy launch` or `run` printed.")
-    return p
+    from deeprc.pipeline.runfolder import require_run
+
+    return require_run(run)
 
 
 def job_states(record: dict[str, Any]) -> dict[str, str]:
@@ -43,10 +43,7 @@ def run_status(run: str | Path) -> dict[str, Any]:
     status: dict[str, Any] = {}
     sp = rd / "status.json"
     if sp.is_file():
-        try:
-            status = json.loads(sp.read_text())
-        except json.JSONDecodeError:
-            status = {}
+        status = load_status(sp)
     record = read_record(rd)
     jobs = []
     if record:
@@ -108,6 +105,32 @@ def log_files(run: str | Path, stage: str | None = None) -> list[Path]:
     return files
 
 
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\[\]-]{0,99}")
+
+
+def check_ownership(rd: Path, record: dict[str, Any]) -> None:
+    """Refuse to cancel unless every job in launch.json is one this run started (cancel kills nothing else)."""
+    from deeprc.errors import config_error
+    from deeprc.schedulers.local import owned_by
+
+    jobs = record.get("jobs")
+    if not isinstance(jobs, list) or not all(isinstance(j, dict) and "job_id" in j for j in jobs):
+        raise config_error(rd / "launch.json", "jobs", "not the list of jobs DeepRC writes",
+                           "relaunch the run; cancel its jobs by hand if any still run")
+    for i, j in enumerate(jobs):
+        jid = str(j["job_id"])
+        why = None
+        if not _JOB_ID.fullmatch(jid):
+            why = f"job id {jid!r} is not a scheduler job id"
+        elif record.get("scheduler") == "local":
+            why = owned_by(jid, str(Path(record.get("run_dir", rd))), j.get("started"))
+            if why is None and Path(record.get("run_dir", rd)).resolve() != rd.resolve():
+                why = f"launch.json names another run folder ({record.get('run_dir')})"
+        if why:
+            raise config_error(rd / "launch.json", f"jobs[{i}].job_id", f"{why}; nothing was cancelled",
+                               "cancel only runs launched from this folder; if the job is yours, stop it by hand")
+
+
 def cancel(run: str | Path) -> dict[str, Any]:
     """Cancel every job of a launched run; finished stage outputs stay where they are."""
     rd = _run_dir(run)
@@ -117,6 +140,7 @@ def cancel(run: str | Path) -> dict[str, Any]:
                           "`deeprc-deploy run` with Ctrl-C instead.")
     sched = get_scheduler(record["scheduler"])
     states = job_states(record)
+    check_ownership(rd, record)
     live = [j["job_id"] for j in record["jobs"] if states.get(j["job_id"]) not in ("done", "failed", "cancelled")]
     if live:
         cmd = sched.cancel_command(live)

@@ -57,14 +57,19 @@ def submit(plan: LaunchPlan, jobs: list[RenderedJob]) -> dict[str, Any]:
     }
     for j in jobs:
         after = [ids[a] for a in j.after]
+        started = None
         if sched.name == "local":
             if after:
                 raise DeepRCError("the local site runs one job at a time. Fix: use --mode pilot for --site local.")
             out = open(plan.launch_dir / f"{j.key}.out", "ab")
+            from deeprc.schedulers.local import RUN_MARK, start_time
+
             proc = subprocess.Popen(["bash", str(j.script_path)], stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=plan.run_dir)
+                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=plan.run_dir,
+                                    env={**os.environ, RUN_MARK: str(plan.run_dir)})
             out.close()
             job_id, argv = str(proc.pid), ["bash", str(j.script_path)]
+            started = start_time(proc.pid)
         else:
             argv = j.submit_argv(plan, after)
             stdin = j.script_path.read_text() if sched.submit_stdin else None
@@ -72,7 +77,8 @@ def submit(plan: LaunchPlan, jobs: list[RenderedJob]) -> dict[str, Any]:
             if not job_id:
                 raise DeepRCError(f"`{' '.join(argv)}` printed no job id. Fix: check the scheduler's output above.")
         ids[j.key] = job_id
-        record["jobs"].append({"key": j.key, "job_id": job_id, "script": str(j.script_path), "submit": argv, "after": after})
+        record["jobs"].append({"key": j.key, "job_id": job_id, "script": str(j.script_path), "submit": argv, "after": after,
+                               **({"started": started} if sched.name == "local" else {})})
         write_record(plan.run_dir, record)
     return record
 

@@ -20,12 +20,14 @@ def load_site_or_default(name: str) -> Any:
         if name == "local":
             return None
         raise DeepRCError(f"site '{name}' needs deeprc.sites, which is not importable. Fix: use --site local.")
-    try:
-        return load_site(name)
-    except DeepRCError:
-        if name == "local":
+    from deeprc.sites import find_site_file
+
+    if name == "local":
+        try:
+            find_site_file(name)
+        except DeepRCError:  # no local.yaml anywhere: built-in defaults; a broken one is an error below
             return None
-        raise
+    return load_site(name)
 
 
 def check_stages(pipe: Any, names: list[str], site: Any) -> None:
@@ -112,7 +114,7 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<name>[-profile]).")
 @click.option("--stage", "stages", multiple=True, help="Run only this stage (repeatable); its inputs must exist.")
 @click.option("--no-resume", is_flag=True, help="Rerun stages even when their outputs are up to date.")
-@click.option("--cores", type=int, default=None, help="The pilot's size in cores (default: site or 8 on local); with --runner batch, run "
+@click.option("--cores", type=click.IntRange(1, 1_000_000), default=None, help="The pilot's size in cores (default: site or 8 on local); with --runner batch, run "
               "independent stages side by side within this many cores (default: one stage at a time).")
 def run(pipeline: str, site_name: str, runner: str, profile: str, run_dir: str | None, stages: tuple[str, ...],
         no_resume: bool, cores: int | None) -> None:
@@ -165,6 +167,7 @@ def _delegate_launch(pipeline: str, site_name: str, profile: str, run_dir: str |
 def report(run_dir: str) -> None:
     """Rebuild report.md, report.html and the timeline chart of RUN_DIR."""
     from deeprc.pipeline.report import build_report
+    from deeprc.pipeline.runfolder import require_run
 
-    md, html = build_report(Path(run_dir))
+    md, html = build_report(require_run(run_dir))
     click.echo(f"report: {md} and {html}")

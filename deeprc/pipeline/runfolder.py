@@ -38,6 +38,53 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+MARKS = ("status.json", "spec.yaml", "launch.json")  # a folder with one of these is a DeepRC run folder
+
+
+def load_status(path: Path) -> dict[str, Any]:
+    """A run's status.json, checked: a mapping whose `stages` maps names to mappings; else one DeepRCError."""
+    from deeprc.errors import config_error, read_text
+
+    try:
+        data = json.loads(read_text(path, "status file"))
+    except ValueError as exc:
+        data = exc
+    stages = data.get("stages", {}) if isinstance(data, dict) else None
+    if not isinstance(stages, dict) or not all(isinstance(v, dict) for v in stages.values()):
+        raise config_error(path, None, "this run's status file is damaged (not the JSON mapping DeepRC writes)",
+                           "delete it and rerun the same `deeprc-deploy run` command: finished stages are found "
+                           "again from their stages/<name>/_done.json")
+    return data
+
+
+def _status_or_empty(path: Path) -> dict[str, Any]:
+    """status.json when it is sound, else {} (a rerun rebuilds it; `_done.json` files hold what finished)."""
+    from deeprc.errors import DeepRCError
+
+    if not path.is_file():
+        return {}
+    try:
+        return load_status(path)
+    except DeepRCError:
+        return {}
+
+
+def require_run(path: str | Path) -> Path:
+    """`path` when it is a DeepRC run folder with a sound status; else one DeepRCError (status, logs,
+    report and cancel act on run folders only)."""
+    from deeprc.errors import DeepRCError, config_error
+
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise DeepRCError(f"no run folder at {p}. Fix: pass the folder `deeprc-deploy launch` or `run` printed.")
+    if not any((p / m).is_file() for m in MARKS):
+        raise config_error(p, None, f"this folder is not a DeepRC run folder (it has none of {', '.join(MARKS)})",
+                           "pass the folder `deeprc-deploy run` or `launch` printed")
+    if (p / "status.json").exists():
+        load_status(p / "status.json")
+    return p
+
+
 def last_error(log: Path) -> str | None:
     """The last one-paragraph DeepRC error a stage wrote to its log (deeprc.pipeline.entry.report_failure)."""
     from deeprc.errors import ERROR_MARK
@@ -91,7 +138,7 @@ class RunFolder:
         self.path = Path(path).resolve()
         self._lock = threading.Lock()
         self._touched: set[str] = set()  # stages this process changed (it owns their status)
-        self.status: dict[str, Any] = read_json(self.path / "status.json", {}) or {}
+        self.status: dict[str, Any] = _status_or_empty(self.path / "status.json")
 
     # layout ------------------------------------------------------------------
     def stage_dir(self, name: str) -> Path:
@@ -109,6 +156,11 @@ class RunFolder:
 
         `keep_others`: only some stages run now (--stage), so keep the others' states as they are.
         """
+        from deeprc.errors import config_error
+
+        if self.path.is_dir() and any(self.path.iterdir()) and not any((self.path / m).is_file() for m in MARKS):
+            raise config_error(self.path, None, "this folder is not empty and is not a DeepRC run folder",
+                               "choose a new or empty folder with --run-dir (a run writes stages/, logs/ and reports there)")
         for sub in ("stages", "logs", "plots"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         text = pipe.to_yaml()
@@ -141,7 +193,7 @@ class RunFolder:
 
         with self._lock, open(self.path / ".status.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            disk = read_json(self.path / "status.json", {}) or {}
+            disk = _status_or_empty(self.path / "status.json")
             stages = disk.get("stages", {})
             for name in self._touched:
                 stages[name] = self.status["stages"][name]

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from deeprc.errors import DeepRCError, config_error
+from deeprc.errors import DeepRCError, config_error, read_text
 
 STAGE_FIELDS_DOC = "see docs/architecture.md and pipelines/demo.yaml"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"  # a folder name: no '/', no leading dot, never '.' or '..'
@@ -289,7 +289,7 @@ def load_pipeline(path: str | Path, profile: str = "full") -> Pipeline:
     if not path.is_file():
         raise config_error(path, None, "pipeline file not found", "pass the path of a pipeline YAML, e.g. pipelines/demo.yaml")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text(path, "pipeline file"))
     except yaml.YAMLError as exc:
         raise config_error(path, None, f"not valid YAML ({str(exc).splitlines()[0]})", "fix the YAML syntax") from exc
     return parse_pipeline(data, path, profile)

@@ -8,6 +8,42 @@ from typing import Sequence
 from deeprc.schedulers.base import DONE, RUNNING, JobRequest, Scheduler
 
 
+RUN_MARK = "DEEPRC_LAUNCH_RUN"  # set in a local job's environment: the run folder that started it
+
+
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (clock ticks since boot, /proc/PID/stat field 22); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owned_by(pid_text: str, run_dir: str, started: str | None) -> str | None:
+    """Why process group `pid_text` is not the local job this run started (None when it is): the pid must
+    lead its own group, carry `DEEPRC_LAUNCH_RUN=<run_dir>` in its environment and have started when the
+    launch recorded."""
+    if not pid_text.isdigit() or int(pid_text) <= 1:
+        return f"job id {pid_text!r} is not a process id DeepRC could have started"
+    pid = int(pid_text)
+    now = start_time(pid)
+    if now is None:
+        return None  # gone: nothing to signal
+    if started is None or now != started:
+        return f"process {pid} started at another time than the job this run launched (the id was reused)"
+    try:
+        if os.getpgid(pid) != pid:
+            return f"process {pid} does not lead its own process group"
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError as exc:
+        return f"process {pid} cannot be inspected ({exc.strerror})"
+    if f"{RUN_MARK}={run_dir}".encode() not in env:
+        return f"process {pid} was not started for this run folder"
+    return None
+
+
 class Local(Scheduler):
     name = "local"
     prefix = "#"
@@ -33,4 +69,7 @@ class Local(Scheduler):
         return out
 
     def cancel_command(self, job_ids: Sequence[str]) -> list[str]:
+        bad = [j for j in job_ids if not j.isdigit() or int(j) <= 1]
+        if bad:
+            raise ValueError(f"not process ids: {bad}")
         return ["kill", "-TERM", "--", *[f"-{j}" for j in job_ids]]

@@ -7,6 +7,8 @@ import json
 import click
 import yaml
 
+from deeprc.errors import DeepRCError
+
 
 @click.group("sites")
 @click.option("--sites-dir", type=click.Path(file_okay=False), default=None, help="extra folder of site YAML files")
@@ -30,12 +32,20 @@ def list_cmd() -> None:
     t = Table()
     for col in ("site", "scheduler", "launcher", "runtime", "partitions", "file"):
         t.add_column(col)
+    broken = []
     for name in list_sites():
-        s = load_site(name)
+        try:
+            s = load_site(name)
+        except DeepRCError as exc:  # one bad file must not hide the other sites
+            broken.append(str(exc))
+            t.add_row(name, "[red]invalid[/]", "-", "-", "-", str(find_site_file(name)))
+            continue
         mark = " (this host)" if name == here else ""
         t.add_row(name + mark, s.scheduler, s.launcher, s.container.runtime, ", ".join(s.partitions) or "-",
                   str(find_site_file(name)))
     Console().print(t)
+    if broken:
+        raise DeepRCError(f"{len(broken)} site file(s) are invalid; the first: {broken[0]}")
 
 
 @sites.command("show")

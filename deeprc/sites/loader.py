@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from deeprc.errors import DeepRCError, config_error
+from deeprc.errors import DeepRCError, config_error, read_text
 from deeprc.sites.schema import Site
 
 _extra_dirs: list[Path] = []
@@ -54,7 +54,8 @@ def _site_files(sites_dir: str | Path | None = None) -> dict[str, Path]:
         if not d.is_dir():
             continue
         for f in sorted(list(d.glob("*.yaml")) + list(d.glob("*.yml"))):
-            found.setdefault(f.stem, f)
+            if f.is_file():
+                found.setdefault(f.stem, f)
     return found
 
 
@@ -67,6 +68,9 @@ def find_site_file(name_or_path: str | Path, sites_dir: str | Path | None = None
     """The YAML file of a site name, or the path itself when it is a file."""
     p = Path(name_or_path).expanduser()
     if p.suffix in (".yaml", ".yml") or os.sep in str(name_or_path):
+        if p.is_dir():
+            raise config_error(p, None, "this is a folder, not a site file", "pass the path of a site YAML file, or "
+                               "add the folder with --sites-dir or $DEEPRC_SITES_PATH and pass a site name")
         if not p.is_file():
             raise config_error(p, None, "this site file does not exist", "give an existing YAML path or a site name from `deeprc-deploy sites list`")
         return p
@@ -87,11 +91,12 @@ def load_site(name_or_path: str | Path, sites_dir: str | Path | None = None) -> 
     """Load and validate a site by name or path (see :func:`search_path`)."""
     path = find_site_file(name_or_path, sites_dir)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text(path, "site file"))
     except yaml.YAMLError as exc:
         raise config_error(path, None, f"not valid YAML ({exc})".replace("\n", " "), "fix the YAML syntax") from None
     if data is None:
-        data = {}
+        raise config_error(path, None, "this site file is empty",
+                           "describe the site (at least `scheduler:`; see site-configs/local.yaml)")
     if not isinstance(data, dict):
         raise config_error(path, None, "the top level must be a mapping of keys", "write the site as `key: value` lines")
     return validate_site(data, path)
@@ -172,8 +177,8 @@ def detect_site(hostname: str | None = None, sites_dir: str | Path | None = None
     names = [hostname] if hostname else list({socket.gethostname(), socket.getfqdn()})
     for name, path in _site_files(sites_dir).items():
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError):
+            data = yaml.safe_load(read_text(path, "site file")) or {}
+        except (DeepRCError, yaml.YAMLError):
             continue
         pats = data.get("hostnames") or [] if isinstance(data, dict) else []
         for pat in pats if isinstance(pats, list) else []:

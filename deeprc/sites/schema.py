@@ -27,16 +27,35 @@ def _check_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def _check_rp(rp: dict[str, Any]) -> dict[str, Any]:
+    """Keys of `rp:` must be Radical Pilot resource-config keys (a typo would be ignored by RP silently)."""
+    if not rp:
+        return rp
+    try:
+        from radical.pilot.resource_config import ResourceConfig
+    except ImportError:  # RP not installed here: the pilot runner will say so when it is used
+        return rp
+    import difflib
+
+    known = sorted(ResourceConfig._schema)
+    for key in rp:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            raise ValueError(f"unknown Radical Pilot resource key {key!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                             + f"; valid keys: {', '.join(known)}")
+    return rp
+
+
 class Partition(_Strict):
     """One partition (Slurm) or queue (PBS, LSF) and the nodes behind it."""
 
     description: str = ""
-    nodes: int = Field(ge=1, description="nodes in the partition (the most one job may ask for)")
-    cores_per_node: int = Field(ge=1)
-    gpus_per_node: int = Field(default=0, ge=0)
+    nodes: int = Field(ge=1, le=1_000_000, description="nodes in the partition (the most one job may ask for)")
+    cores_per_node: int = Field(ge=1, le=100_000)
+    gpus_per_node: int = Field(default=0, ge=0, le=1024)
     gpu_model: str | None = None
     gpu_vendor: Literal["nvidia", "amd"] | None = None
-    memory_gb: float | None = Field(default=None, gt=0)
+    memory_gb: float | None = Field(default=None, gt=0, le=1e9)
     oversubscribe: bool = Field(default=False, description="ranks may outnumber cores (the test node)")
     max_walltime: str = "24:00:00"
     queue: str | None = Field(default=None, description="the scheduler's name for it when not the key ('' = no partition directive)")
@@ -168,6 +187,7 @@ class Site(_Strict):
     cloud: Cloud | None = None
 
     _env = field_validator("environment")(classmethod(lambda cls, v: _check_env(v)))
+    _rp = field_validator("rp")(classmethod(lambda cls, v: _check_rp(v)))
 
     @model_validator(mode="after")
     def _partitions(self) -> "Site":

@@ -137,11 +137,61 @@ def camels_basin(root: str | Path, gauge: str, source: str = "daymet") -> Basin:
     return Basin(gauge, frame, forcings, "mm/d", str(fpath), area_km2=area_km2, lat=lat, attributes=info)
 
 
+DATE_FORMATS = ("ISO8601", "%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%d-%m-%Y", "%Y%m%d")  # tried in this order
+
+
+def drop_units_row(raw: pd.DataFrame, date: str) -> pd.DataFrame:
+    """Drop a units row right under the header (`date: -, flow: m3/s, prcp: mm/d`), as hydrologists' CSVs
+    often have, and read the columns under it as numbers where they are."""
+    if raw.empty or date not in raw.columns:
+        return raw
+    first = raw.iloc[0]
+    if pd.notna(pd.to_datetime(pd.Series([first[date]]), errors="coerce", format="mixed")[0]):
+        return raw
+    others = [c for c in raw.columns if c != date]
+    if others and pd.to_numeric(first[others], errors="coerce").notna().any():
+        return raw  # a data row with a broken date: the date parser names it
+    raw = raw.iloc[1:].reset_index(drop=True)
+    for c in others:
+        num = pd.to_numeric(raw[c], errors="coerce")
+        if num.notna().sum() >= raw[c].notna().sum():  # every value that is there is a number
+            raw[c] = num
+    return raw
+
+
+def parse_dates(values: pd.Series, path: Path, column: str, fmt: str | None = None) -> pd.DatetimeIndex:
+    """Dates in `fmt`, else the one format of :data:`DATE_FORMATS` that reads every value as a daily record
+    (ISO, day-first 01.01.1979, ...); ambiguous or unreadable dates name the `date_format` parameter."""
+    text = values.astype(str).str.strip()
+    fits = []
+    for f in ([fmt] if fmt else DATE_FORMATS):
+        try:
+            idx = pd.DatetimeIndex(pd.to_datetime(text, format=f), name="date")
+        except (ValueError, TypeError):
+            continue
+        fits.append((f, idx))
+        if len(idx) < 2 or ((np.diff(idx.values) == np.timedelta64(1, "D")).all()):
+            return idx
+    if fits:
+        return fits[0][1]  # readable but not daily: check_daily names the first gap
+    sample = text.iloc[0] if len(text) else ""
+    for f in [fmt] if fmt else DATE_FORMATS:  # name the first value the likeliest format cannot read
+        bad = pd.to_datetime(text, format=f, errors="coerce").isna()
+        if not bad.all():
+            sample = f"{text[bad].iloc[0]!r} (row {int(bad.values.argmax()) + 1} of the data)"
+            break
+    raise config_error(path, column, f"dates such as {sample} cannot be read"
+                       + (f" with date_format {fmt!r}" if fmt else f" in any of {', '.join(DATE_FORMATS)}"),
+                       "set the stage parameter `date_format` to their strftime format (e.g. '%d.%m.%Y'), "
+                       "or write ISO dates such as 2001-12-31")
+
+
 def user_csv(path: str | Path, flow: str = "flow", forcings: list[str] | None = None,
-             lat: float | None = None, date: str = "date") -> Basin:
-    """A CSV/Parquet with a date column, forcing columns and a flow column (PET derived if asked)."""
+             lat: float | None = None, date: str = "date", date_format: str | None = None) -> Basin:
+    """A CSV/Parquet with a date column, forcing columns and a flow column (PET derived if asked); a units row
+    under the header and day-first dates are read too."""
     path = Path(os.path.expanduser(str(path)))
-    raw = read_table(path)
+    raw = drop_units_row(read_table(path), date)
     need = [date, flow] + list(forcings or [])
     if forcings and "pet" in forcings and "pet" not in raw.columns:
         need.remove("pet")
@@ -151,10 +201,7 @@ def user_csv(path: str | Path, flow: str = "flow", forcings: list[str] | None = 
         raise config_error(path, "columns", f"missing column(s) {', '.join(missing)} (found: "
                            f"{', '.join(map(str, raw.columns))})",
                            "add them, or set the stage parameters `flow_column` and `forcings` to the names used")
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(raw[date]), name="date")
-    except (ValueError, TypeError) as exc:
-        raise config_error(path, date, f"dates cannot be parsed ({exc})", "write ISO dates such as 2001-12-31") from exc
+    index = parse_dates(raw[date], path, date, date_format)
     if forcings is None:
         forcings = [c for c in raw.columns if c not in (date, flow) and pd.api.types.is_numeric_dtype(raw[c])]
     keep = [c for c in forcings if c in raw.columns]
@@ -173,7 +220,13 @@ def user_csv(path: str | Path, flow: str = "flow", forcings: list[str] | None = 
 
 
 def check_daily(frame: pd.DataFrame, source: str, basin: str) -> None:
-    """Dates strictly increasing and daily without gaps."""
+    """Dates strictly increasing and daily without gaps; no negative streamflow."""
+    if "flow" in frame.columns:
+        neg = frame.index[frame["flow"].values < 0]
+        if len(neg):
+            raise config_error(source, "flow", f"basin '{basin}': {len(neg)} day(s) of negative streamflow, first "
+                               f"{neg[0].date()} ({frame['flow'][neg[0]]:g})", "streamflow cannot be negative: "
+                               "leave missing days empty (NaN) instead of a negative fill value, or fix the sign")
     idx = frame.index
     step = np.diff(idx.values)
     if (step <= np.timedelta64(0)).any():
@@ -210,6 +263,7 @@ def load_basins(spec: str, params: dict[str, Any] | None = None) -> list[Basin]:
         return [camels_basin(root, g, source) for g in ids]
     if Path(os.path.expanduser(spec)).suffix.lower() in (".csv", ".parquet", ".pq"):
         return [user_csv(spec, flow=params.get("flow_column", "flow"), forcings=params.get("forcings"),
-                         lat=params.get("lat"), date=params.get("date_column", "date"))]
+                         lat=params.get("lat"), date=params.get("date_column", "date"),
+                         date_format=params.get("date_format"))]
     raise DeepRCError(f"stage parameter 'basin': unknown basin '{spec}'. Fix: use leaf_river, lumod:example1..3, "
                       "camels:<dir>:<gauge_id> or a path to a CSV with date, forcing and flow columns.")
