@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "tests" / "infra"
 VENV_BIN = Path(sys.executable).parent
+HERE = REPO / "tests" / "pipeline"  # pipeline_stagefns.py: stage functions of the runtime's tests
 
 
 def _run_infra(script: str, timeout: int) -> subprocess.CompletedProcess[str]:
@@ -68,3 +70,43 @@ def podman_base() -> str:
         pytest.fail(f"tests/infra/podman.sh failed:\n{proc.stdout}\n{proc.stderr}")
     assert shutil.which("podman"), "podman.sh succeeded but podman is not on PATH"
     return proc.stdout.strip().split()[-1]
+
+
+# ---- one Radical Pilot session + pilot for the pipeline and hostile-input tests ----
+
+@pytest.fixture(scope="session")
+def stagefns_on_path():
+    """Make tests/pipeline/pipeline_stagefns.py importable in fresh processes and on RP workers."""
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), *([old] if old else [])])
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    yield
+    if old is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old
+
+
+@pytest.fixture(scope="session")
+def pilot(stagefns_on_path, tmp_path_factory):
+    """A started local.localhost pilot (8 virtual cores, a 4-rank raptor MPI worker)."""
+    from deeprc.pipeline.pilot import Pilot, _own_pids
+
+    base = tmp_path_factory.mktemp("rp")
+    p = Pilot(cores=8, worker_ranks=4, base=base).start()
+    yield p
+    p.close()
+    assert not _own_pids(base), "the closed pilot left processes running (raptor workers?)"
+
+
+def _write_spec(folder: Path, stages: list[dict], name: str = "t", **extra) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "stages": stages, **extra}, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_spec():
+    """write_spec(folder, stages, name="t") -> path of a pipeline YAML."""
+    return _write_spec

@@ -89,6 +89,11 @@ def log_files(run: str | Path, stage: str | None = None) -> list[Path]:
     files: list[Path] = []
     logs = rd / "logs"
     if stage:
+        from deeprc.pipeline.spec import NAME
+
+        if not re.fullmatch(NAME, stage):
+            raise DeepRCError(f"--stage {stage!r} is not a stage name (letters, digits, '_', '.', '-'). "
+                              f"Fix: pass a stage of the run, e.g. one listed by `deeprc-deploy status {rd}`.")
         files += sorted(logs.glob(f"{stage}.log")) + sorted(logs.glob(f"{stage}.*.log"))
         files += sorted((rd / "launch").glob(f"{stage}-*.out")) + sorted((rd / "launch").glob(f"{stage}.out"))
         if not files:

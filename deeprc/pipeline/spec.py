@@ -98,7 +98,7 @@ class Pipeline(BaseModel):
         for s in self.stages:
             if s.name == name:
                 return s
-        raise DeepRCError(f"pipeline '{self.name}' has no stage '{name}' (stages: {', '.join(self.names)}).")
+        raise DeepRCError(f"pipeline '{self.name}' has no stage '{name}'. Fix: use one of {', '.join(self.names)}.")
 
     @property
     def names(self) -> list[str]:

@@ -43,3 +43,23 @@ def flaky(ctx):
 
 def broken(ctx):
     raise ValueError("this stage always fails")
+
+
+def echo(ctx):
+    """Write what reached the stage (its params and the variables named by `show`) to out.json, byte for byte."""
+    import os
+
+    if ctx.rank == 0:
+        got = {"params": ctx.params, "env": {k: os.environ.get(k) for k in ctx.params.get("show", [])}}
+        (ctx.outdir / "out.json").write_text(json.dumps(got))
+    return {"ok": 1}
+
+
+def load_basin(ctx):
+    """Load the `basin` parameter with DeepRC's real hydrology loader (its errors are the user's errors)."""
+    from deeprc.workloads.hydro_data import load_basins
+
+    basins = load_basins(ctx.params["basin"], ctx.params)
+    if ctx.rank == 0:
+        (ctx.outdir / "out.json").write_text(json.dumps({"days": len(basins[0].frame)}))
+    return {"days": len(basins[0].frame)}
