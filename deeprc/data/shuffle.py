@@ -8,7 +8,6 @@ without a copy and concatenated with the own piece.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Sequence
 

@@ -18,11 +18,14 @@ from deeprc.schedulers import get_scheduler
 
 def write_scripts(plan: LaunchPlan, jobs: list[RenderedJob]) -> None:
     """Create RUN/launch/ with the job scripts and the RP resource config (pilot mode)."""
+    from deeprc.cloud.keys import write_secret
+
     plan.launch_dir.mkdir(parents=True, exist_ok=True)
+    plan.launch_dir.chmod(0o700)  # the job scripts export the site's environment (its secrets)
     (plan.run_dir / "logs").mkdir(exist_ok=True)
     for j in jobs:
-        j.script_path.write_text(j.text)
-        j.script_path.chmod(0o755)
+        write_secret(j.script_path, j.text)  # 0600 from the first byte
+        j.script_path.chmod(0o700)
     if plan.mode == "pilot":
         from deeprc.sites.rp import write_rp_config
 

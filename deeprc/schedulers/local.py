@@ -20,6 +20,19 @@ def start_time(pid: int) -> str | None:
         return None
 
 
+def _environ(pid: int, wait_s: float = 1.0) -> list[bytes]:
+    """The environment `pid` started with; an exec that is still loading shows an empty one for a moment."""
+    import time
+
+    end = time.time() + wait_s
+    while True:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = f.read()
+        if data or time.time() > end:
+            return data.split(b"\0")
+        time.sleep(0.02)
+
+
 def owned_by(pid_text: str, run_dir: str, started: str | None) -> str | None:
     """Why process group `pid_text` is not the local job this run started (None when it is): the pid must
     lead its own group, carry `DEEPRC_LAUNCH_RUN=<run_dir>` in its environment and have started when the
@@ -35,8 +48,7 @@ def owned_by(pid_text: str, run_dir: str, started: str | None) -> str | None:
     try:
         if os.getpgid(pid) != pid:
             return f"process {pid} does not lead its own process group"
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = f.read().split(b"\0")
+        env = _environ(pid)
     except OSError as exc:
         return f"process {pid} cannot be inspected ({exc.strerror})"
     if f"{RUN_MARK}={run_dir}".encode() not in env:

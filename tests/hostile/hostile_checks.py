@@ -38,8 +38,8 @@ def snapshot(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, str]:
 
 
 def files_containing(root: Path, secret: str) -> list[str]:
-    """Files under `root` whose bytes contain `secret` (or its first line, in case a writer split it)."""
-    needles = {secret.encode(), secret.splitlines()[0].encode()}
+    """Files under `root` whose bytes contain `secret`, or its first word (a writer may have quoted the rest)."""
+    needles = {secret.encode(), secret.split("-$")[0].split()[0].encode()}
     hits = []
     for p in root.rglob("*"):
         try:
@@ -48,7 +48,7 @@ def files_containing(root: Path, secret: str) -> list[str]:
             continue
         if any(n in data for n in needles):
             hits.append(str(p))
-    return hits
+    return sorted(hits)
 
 
 def one_paragraph(stderr: str, *words: str) -> str:

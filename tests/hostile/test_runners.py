@@ -67,7 +67,8 @@ def test_values_arrive_byte_for_byte_and_secrets_stay_off_disk(runner, pilot, st
     assert cmd["env"]["DEEPRC_TEST_TOKEN"] == SECRET and json.loads(cmd["env"]["DEEPRC_PARAMS"]) == vals
     # the secret is in no file: not in the run folder, not in the pilot's RP sandbox
     places = [run_dir] + ([pilot.base] if runner == "pilot" else [])
-    assert not [f for p in places for f in hostile.files_containing(p, SECRET)]
+    assert [f for p in places for f in hostile.files_containing(p, SECRET)] == [
+        str(run_dir / "stages" / n / "out.json") for n in ("cmd", "exe", "fn")]  # only where the stages wrote it
     assert hostile.snapshot(tmp_path, skip=(run_dir, marks)) == before  # nothing outside the run folder changed
     if runner == "pilot":
         assert stat.S_IMODE(pilot.base.stat().st_mode) == 0o700  # RP's scripts are private to their owner
@@ -169,8 +170,11 @@ def test_launch_pilot_job_keeps_site_values_literal_and_secret(tmp_path, stagefn
     got = json.loads((run_dir / "stages" / "fn" / "out.json").read_text())["env"]
     assert got == {"DEEPRC_TEST_TOKEN": SECRET, "H_SUBST": vals["subst"], "H_MPI": vals["ticks"],
                    "H_NET": vals["newline"], "APPTAINER_CACHEDIR": f"/tmp/cache $(touch {marks}/cache)"}
-    assert not hostile.files_containing(run_dir, SECRET)
-    assert stat.S_IMODE((run_dir / "rp").stat().st_mode) == 0o700
+    # only the job script holds it (it must export it), private to the user; RP's files and the logs do not
+    assert sorted(hostile.files_containing(run_dir, SECRET)) == [str(run_dir / "launch" / "pilot.sh"),
+                                                                 str(run_dir / "stages" / "fn" / "out.json")]
+    for private in (run_dir / "rp", run_dir / "launch", run_dir / "launch" / "pilot.sh"):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700, private
 
 
 def test_pilot_refuses_a_folder_rp_cannot_quote(tmp_path):
