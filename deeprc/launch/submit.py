@@ -98,6 +98,10 @@ def read_record(run_dir: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
         raise DeepRCError(f"{path}: cannot read it ({exc}). Fix: relaunch, or remove the broken file.") from None
+    if not isinstance(record, dict) or not isinstance(record.get("jobs", []), list):
+        raise DeepRCError(f"{path}: not the launch record DeepRC writes (a JSON mapping with a list of jobs). "
+                          "Fix: relaunch, or remove the broken file.")
+    return record

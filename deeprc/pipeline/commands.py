@@ -33,7 +33,7 @@ def stage_env(run_dir: Path, stage: Stage, attempt: int) -> dict[str, str]:
         "DEEPRC_STAGE": stage.name,
         "DEEPRC_OUTDIR": str(run_dir / "stages" / stage.name),
         "DEEPRC_ATTEMPT": str(attempt),
-        "DEEPRC_PARAMS": json.dumps(stage.params),
+        "DEEPRC_PARAMS": json.dumps(stage.params, default=str),  # YAML dates become ISO text
         "OMP_NUM_THREADS": str(stage.cores_per_rank),
         "PYTHONUNBUFFERED": "1",
         **root_mpi_env(),

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deeprc.pipeline.runfolder import DONE, read_json
+from deeprc.pipeline.runfolder import DONE, RunFolder, read_json
 
 
 def task_spans(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -35,7 +35,6 @@ def task_spans(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def timeline_chart(run_dir: Path, out: Path) -> Path | None:
     """Per-task bars: queued (light), running (colour), the stage code itself (dark inner bar)."""
-    from deeprc.pipeline.runfolder import RunFolder
 
     spans = task_spans(RunFolder(run_dir).timeline())
     if not spans:
@@ -117,8 +116,7 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     chart = timeline_chart(run_dir, run_dir / "plots" / "timeline.png")
     plots = _collect_plots(run_dir)
-    spans = task_spans([json.loads(x) for x in (run_dir / "timeline.jsonl").read_text().splitlines() if x.strip()]
-                       if (run_dir / "timeline.jsonl").exists() else [])
+    spans = task_spans(RunFolder(run_dir).timeline())
     title = f"DeepRC run {status.get('pipeline', run_dir.name)} ({status.get('profile', '')})"
     wall = status.get("wall_s")
     head = [f"run folder: {run_dir}", f"state: {status.get('run', '?')}", f"runner: {status.get('runner', '?')}"]

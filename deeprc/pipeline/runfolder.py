@@ -32,10 +32,12 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path, default: Any = None) -> Any:
+    """A JSON mapping DeepRC wrote (status, marks, results); `default` when missing, damaged or not a mapping."""
     try:
-        return json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return default
+    return data if isinstance(data, dict) else default
 
 
 MARKS = ("status.json", "spec.yaml", "launch.json")  # a folder with one of these is a DeepRC run folder
@@ -221,7 +223,15 @@ class RunFolder:
         path = self.path / "timeline.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out = []
+        for line in path.read_text(errors="replace").splitlines():  # a damaged line (a crash mid-write) is skipped
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and {"stage", "task", "event", "t"} <= rec.keys():
+                out.append(rec)
+        return out
 
     def log(self, name: str, text: str) -> None:
         """Append runtime notes to the stage's log."""

@@ -63,7 +63,11 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
-        return pd.read_csv(path)
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            head = f.readline()
+        if head.count(";") > head.count(","):  # the European layout: ';' between fields, decimal commas
+            return pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig")
+        return pd.read_csv(path, encoding="utf-8-sig")
     except Exception as exc:  # pandas raises many types here
         raise config_error(path, None, f"cannot read the file ({exc})",
                            "give a CSV with a header row or a Parquet file") from exc

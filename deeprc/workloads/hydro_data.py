@@ -153,7 +153,7 @@ def drop_units_row(raw: pd.DataFrame, date: str) -> pd.DataFrame:
         return raw  # a data row with a broken date: the date parser names it
     raw = raw.iloc[1:].reset_index(drop=True)
     for c in others:
-        num = pd.to_numeric(raw[c], errors="coerce")
+        num = pd.to_numeric(raw[c].astype(str).str.replace(",", ".", regex=False).where(raw[c].notna()), errors="coerce")
         if num.notna().sum() >= raw[c].notna().sum():  # every value that is there is a number
             raw[c] = num
     return raw

@@ -126,15 +126,27 @@ def test_timeout_says_timeout(pilot, stagefns_on_path, write_spec, tmp_path):
     assert "timed out" in msg and "timeout of 2 s" in msg, msg
 
 
-def test_hydrologist_csv_runs(stagefns_on_path, write_spec, tmp_path):
-    """A units row under the header and day-first dates (as catchment CSVs come) are read as they are."""
-    rows = "".join(f"{d:02d}.01.1979,{d % 3},0.{d},{10 + d}\n" for d in range(1, 32))
+@pytest.mark.parametrize("sep,dec,bom", [(",", ".", ""), (";", ",", "\ufeff")], ids=["units-dayfirst", "european"])
+def test_hydrologist_csv_runs(sep, dec, bom, stagefns_on_path, write_spec, tmp_path):
+    """A units row under the header and day-first dates (as catchment CSVs come) are read as they are; so is
+    the European layout (';' between fields, decimal commas, a byte-order mark)."""
+    rows = "".join(sep.join([f"{d:02d}.01.1979", str(d % 3), f"0{dec}{d}", f"{10 + d}{dec}5"]) + "\n" for d in range(1, 32))
     csv = tmp_path / "catchment.csv"
-    csv.write_text("date,prcp,pet,flow\n-,mm/d,mm/d,m3/s\n" + rows)
+    csv.write_text(bom + sep.join(["date", "prcp", "pet", "flow"]) + "\n" + sep.join(["-", "mm/d", "mm/d", "m3/s"]) + "\n" + rows)
     result, run_dir = run_pipeline(_basin_spec(write_spec, tmp_path, csv), runner="batch", run_dir=tmp_path / "run",
                                    quiet=True, report=False)
     assert result.state == "done", str(failure_error(result, run_dir))
     assert json.loads((run_dir / "stages" / "load" / "out.json").read_text()) == {"days": 31}
+
+
+def test_yaml_dates_in_params_run(stagefns_on_path, write_spec, tmp_path):
+    """YAML turns `start: 2020-01-01` into a date; the stage still runs and DEEPRC_PARAMS carries the ISO text."""
+    spec = tmp_path / "dates.yaml"
+    spec.write_text("name: dates\nstages:\n- name: c\n  command: [sh, -c, 'printf %s \"$DEEPRC_PARAMS\" > {outdir}/p.json']\n"
+                    "  params: {start: 2020-01-01}\n")
+    result, run_dir = run_pipeline(spec, runner="batch", run_dir=tmp_path / "run", quiet=True, report=False)
+    assert result.state == "done", str(failure_error(result, run_dir))
+    assert json.loads((run_dir / "stages" / "c" / "p.json").read_text()) == {"start": "2020-01-01"}
 
 
 @pytest.mark.slow
