@@ -71,6 +71,22 @@ def _status_or_empty(path: Path) -> dict[str, Any]:
         return {}
 
 
+def check_contained(root: Path, names: list[str] | None = None) -> None:
+    """Every place DeepRC writes in a run folder resolves inside it (a symlink planted at `stages/x`, `logs`,
+    `plots` or a report file cannot redirect a write elsewhere)."""
+    from deeprc.errors import config_error
+
+    base = root.resolve()
+    places = [root / sub for sub in ("stages", "logs", "plots", "status.json", "timeline.jsonl", "metrics.json",
+                                     "report.md", "report.html", "spec.yaml", "launch", "rp")]
+    for n in names or []:
+        places += [root / "stages" / n, root / "logs" / f"{n}.log"]
+    for place in places:
+        if (place.exists() or place.is_symlink()) and not place.resolve().is_relative_to(base):
+            raise config_error(place, None, f"this part of the run folder leads outside it (to {place.resolve()})",
+                               "remove the link, or start the run in a new folder with --run-dir")
+
+
 def require_run(path: str | Path) -> Path:
     """`path` when it is a DeepRC run folder with a sound status; else one DeepRCError (status, logs,
     report and cancel act on run folders only)."""
@@ -84,6 +100,7 @@ def require_run(path: str | Path) -> Path:
                            "pass the folder `deeprc-deploy run` or `launch` printed")
     if (p / "status.json").exists():
         load_status(p / "status.json")
+    check_contained(p)
     return p
 
 
@@ -163,6 +180,7 @@ class RunFolder:
         if self.path.is_dir() and any(self.path.iterdir()) and not any((self.path / m).is_file() for m in MARKS):
             raise config_error(self.path, None, "this folder is not empty and is not a DeepRC run folder",
                                "choose a new or empty folder with --run-dir (a run writes stages/, logs/ and reports there)")
+        check_contained(self.path, pipe.names)
         for sub in ("stages", "logs", "plots"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         text = pipe.to_yaml()

@@ -160,6 +160,11 @@ CASES = [
     Case("report-damaged-timeline-and-marks", ["report", "{t}/r"], [], rc=0, run_folder="r",
          files={**RUNFOLDER, "r/timeline.jsonl": 'garbage\n{"x": 1}\n[1]\n{"stage": "a", "task": "t1", "event": "queued"',
                 "r/stages/a/_done.json": "[1, 2]", "r/stages/a/_result.json": "\x00"}),
+    Case("run-stage-dir-symlink", RUN[:2] + ["--run-dir", "{t}/r"], ["stages/a", "leads outside"],
+         {**RUNFOLDER, "p.yaml": pipe(), "outside": None}, setup=lambda t: (t / "r" / "stages").mkdir() or
+         (t / "r" / "stages" / "a").symlink_to(t / "outside")),
+    Case("report-symlinked-report", ["report", "{t}/r"], ["report.md", "leads outside"], RUNFOLDER,
+         setup=lambda t: (t / "r" / "report.md").symlink_to(t / "mine.md") or (t / "mine.md").write_text("mine")),
     Case("status-damaged-marks", ["status", "{t}/r", "--json"], [], rc=0, run_folder="r",
          files={**RUNFOLDER, "r/stages/a/_done.json": "[1, 2]", "r/timeline.jsonl": "\x00\x01"}),
 ]
