@@ -134,7 +134,8 @@ def render(context: Path, recipe: dict[str, Any], variant: str, fmt: str, args: 
     loader = jinja2.FileSystemLoader(str(context / "containers"))
     jenv = jinja2.Environment(loader=loader, trim_blocks=True, lstrip_blocks=True,
                               keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    jenv.filters["dq"] = _dq
+    jenv.filters["dq"] = _dq  # Containerfile strings (the builder expands $VAR, never runs code)
+    jenv.filters["sq"] = lambda v: shlex.quote(str(v))  # shell lines (Apptainer's %post and %environment)
     if fmt == "def":  # Apptainer has no build arguments: values are rendered in
         labels = {k: expand(str(v), args) for k, v in labels.items()}
     return jenv.get_template(template_name).render(
@@ -268,6 +269,10 @@ def plan_build(context: Path, variant: str, runtime: str, *, tag: str | None, ba
         overrides["PYCYLON_VERSION"] = cylon
     args = resolve_args(recipe, variant, overrides)
     tag = tag or default_tag(variant)
+    for what, value in [("--tag", tag), *((f"--build-arg {k}" if k != "BASE_IMAGE" else "--base", v) for k, v in args.items())]:
+        if re.search(r"[\x00-\x1f\x7f]", str(value)):
+            raise DeepRCError(f"{what} {str(value)!r} contains a line break or another control character, which would "
+                              "start a new instruction in the rendered recipe. Fix: pass a single-line value.")
     outdir = outdir or Path(".deeprc") / "build" / re.sub(r"[^A-Za-z0-9_.-]+", "_", tag)
     if not outdir.is_absolute():
         outdir = Path.cwd() / outdir

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -56,7 +57,8 @@ def _parse(containerfile: Path, deffile: Path):
 
 def _unquote(assignment: str) -> tuple[str, str]:
     key, _, value = assignment.partition("=")
-    return key, value[1:-1] if value.startswith('"') and value.endswith('"') else value
+    words = shlex.split(value)  # "..." (Containerfile) or shell-quoted (the def's %post and %environment)
+    return key, words[0] if words else ""
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -125,6 +125,8 @@ CASES = [
     Case("env-build", ["build", "--dry-run"], ["DEEPRC_DATA_KERNEL"], env={"DEEPRC_DATA_KERNEL": "duckdb; touch {m}/x"}),
     Case("env-bootstrap", ["bootstrap", "--site", "aws-p4d", "--out", "{t}/b"], ["DEEPRC_DATA_CHUNK_BYTES"],
          env={"DEEPRC_DATA_CHUNK_BYTES": "1e99"}),
+    Case("build-base-newline", ["build", "--dry-run", "--base", "x\nRUN touch {m}/x"], ["--base", "line break"]),
+    Case("build-tag-newline", ["build", "--dry-run", "--tag", "t\r\nLABEL x=1"], ["--tag", "line break"]),
     # ---- command-line options --------------------------------------------------------------------
     Case("opt-cores-zero", RUN + ["--cores", "0"], ["--cores"], {"p.yaml": pipe()}, usage=True),
     Case("opt-cores-negative", RUN + ["--cores", "-3"], ["--cores"], {"p.yaml": pipe()}, usage=True),
@@ -299,6 +301,24 @@ def test_bootstrap_rerun_keeps_the_cluster_key(tmp_path: Path, capsys) -> None:
     rc, _, err = run_cli([*argv[:-1], str(foreign)], capsys)
     assert rc == 2 and (foreign / "hostfile").read_text() == "my hosts\n"
     hostile.one_paragraph(err, str(foreign), "--out")
+
+
+def test_apptainer_recipe_quotes_build_args(tmp_path: Path, monkeypatch) -> None:
+    """Apptainer's %post is a shell script: a hostile build argument is exported literally, never run."""
+    from deeprc import images
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    value = hostile.values(marks)["subst"] + " " + hostile.values(marks)["ticks"] + " it's"
+    monkeypatch.chdir(tmp_path)
+    repo = Path(__file__).resolve().parents[2]
+    plan = images.plan_build(repo, "cpu", "apptainer", tag=None, base=None, build_args={"TORCH_VERSION": value},
+                             push=False, sif_from="docker-archive", sif_path=None, outdir=tmp_path / "out")
+    lines = [ln.strip() for ln in plan.deffile.read_text().splitlines() if ln.strip().startswith("export ")]
+    out = subprocess.run(["bash", "-c", "\n".join(lines) + '\nprintf %s "$TORCH_VERSION"'], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout == value, out.stderr
+    hostile.no_marks(marks)
 
 
 def test_console_script_translates_too(tmp_path: Path) -> None:
