@@ -333,7 +333,7 @@ class PilotBackend:
                 raise DeepRCError(
                     f"{pipe.source or 'pipeline'}: field 'stages ({s.name}).ranks': {s.ranks} ranks but the pilot's "
                     f"raptor worker has {self.pilot.worker_ranks}. Fix: lower ranks or start the run with more --cores.")
-        self.secret_env = {**taskenv.withheld(self.site), **taskenv.site_secrets(self.site)}
+        self.secret_env = taskenv.broker_env(self.site)
         if self.secret_env:
             self.broker = taskenv.Broker(local=local)
         self.pilot.listeners.append(self._callback)

@@ -61,6 +61,15 @@ def withheld(site: Any, environ: dict[str, str] | None = None) -> dict[str, str]
     return {k: v for k, v in environ.items() if k in names or not rp_safe(v)}
 
 
+def broker_env(site: Any, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """What the pilot runner hands its stages itself: the site's secrets, its fabric/MPI variables RP cannot
+    write (see deeprc.sites.rp.agent_env), and the caller's variables RP cannot carry."""
+    site_vars: dict[str, str] = {}
+    if site is not None and getattr(site, "network", None) is not None:
+        site_vars = {**site.network.variables(), **site.mpi.env}
+    return {**withheld(site, environ), **{k: v for k, v in site_vars.items() if not rp_safe(v)}, **site_secrets(site)}
+
+
 def encode(obj: Any) -> str:
     """JSON, then URL-safe base64: letters, digits, `-`, `_` and `=` only."""
     return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode()

@@ -18,6 +18,13 @@ def rp_label(site: Site) -> str:
     return "deeprc." + site.name.replace("-", "_").replace(".", "_")
 
 
+def agent_env(site: Site) -> dict[str, str]:
+    """The site's fabric and MPI variables RP may write into its bootstrap (plain values only)."""
+    from deeprc.pipeline.taskenv import rp_safe
+
+    return {k: v for k, v in {**site.network.variables(), **site.mpi.env}.items() if rp_safe(v)}
+
+
 def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str, Any] | None]:
     """`(label, config)`; for the `local` scheduler RP's own `local.localhost` (config None).
 
@@ -43,8 +50,9 @@ def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str
 
         lm_pre.append(f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH")
         pre += lm_pre
-    env = {**site.environment, **site.network.variables(), **site.mpi.env}
-    pre += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+    # the agent's fabric and MPI settings; the site's `environment:` (secrets) and any value RP's own `$`
+    # handling could mangle never go into RP's files: the pilot runner hands those to stages itself
+    pre += [f"export {k}={shlex.quote(v)}" for k, v in agent_env(site).items()]
     scratch = site.filesystems.scratch or "$HOME"
     cfg: dict[str, Any] = {
         "description": site.description or site.name,

@@ -197,3 +197,25 @@ def test_pilot_refuses_a_folder_rp_cannot_quote(tmp_path):
         Pilot(base=tmp_path / "a $(touch x)" / "rp").start()
     assert not (tmp_path / "a $(touch x)").exists()
     assert os.environ.get("RADICAL_CONFIG_USER_DIR") is None or "touch" not in os.environ["RADICAL_CONFIG_USER_DIR"]
+
+
+def test_rp_resource_config_holds_no_secret_nor_unsafe_value(tmp_path):
+    """The RP resource config (written to disk, run by RP's bootstrap) exports only plain fabric/MPI values;
+    the site's secrets and values RP would mangle go to stages through the run process instead."""
+    from deeprc.pipeline.taskenv import broker_env
+    from deeprc.sites import load_site
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    vals = hostile.values(marks)
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump({
+        "scheduler": "slurm", "partitions": {"p": {"nodes": 2, "cores_per_node": 4}},
+        "environment": {"DEEPRC_TEST_TOKEN": SECRET}, "network": {"nccl_socket_ifname": "ib0", "env": {"H_NET": vals["subst"]}},
+        "mpi": {"env": {"H_MPI": vals["quotes"]}}}))
+    site = load_site(path)
+    text = json.dumps(site.rp_resource()[1])
+    assert "NCCL_SOCKET_IFNAME=ib0" in text
+    for v in (SECRET, "tok-3f9a1c77", "touch", vals["quotes"]):
+        assert v not in text
+    assert broker_env(site, {}) == {"DEEPRC_TEST_TOKEN": SECRET, "H_NET": vals["subst"], "H_MPI": vals["quotes"]}
