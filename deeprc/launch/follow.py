@@ -69,7 +69,8 @@ def run_status(run: str | Path) -> dict[str, Any]:
     run_state = status.get("run", "pending" if record else "unknown")
     if record and record.get("mode") == "batch":
         run_state = _batch_run_state(stages, jobs)
-    return {"run": run_state, "stages": stages, "jobs": jobs, "launch": record, "run_dir": str(rd)}
+    return {"run": run_state, "stages": stages, "jobs": jobs, "launch": record, "run_dir": str(rd),
+            "error": status.get("error")}
 
 
 def _batch_run_state(stages: dict[str, dict], jobs: list[dict]) -> str:

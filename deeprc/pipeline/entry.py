@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import logging
 import os
+import socket
 import sys
 import time
 import traceback
@@ -64,9 +65,11 @@ def execute_stage(run_dir: str | Path, stage_name: str, comm: Any = None, attemp
         RunFolder(run_dir).event(stage.name, task, "started", started, attempt=attempt)
     metrics = fn(ctx) or {}
     finished = time.time()
+    hosts = comm.gather(socket.gethostname()) if comm.size > 1 else [socket.gethostname()]
     if comm.rank == 0:
         _write_json(outdir / RESULT, {"metrics": metrics, "started": started, "finished": finished,
-                                      "ranks": comm.size, "attempt": attempt, "launcher": getattr(comm, "launcher", "")})
+                                      "ranks": comm.size, "attempt": attempt, "launcher": getattr(comm, "launcher", ""),
+                                      "hosts": hosts})
     return metrics
 
 
@@ -100,6 +103,13 @@ def run_in_worker(run_dir: str, stage: str, attempt: int = 1, comm: Any = None) 
     finally:
         root.removeHandler(handler)
         handler.close()
+
+
+def probe_worker(comm: Any = None) -> list[list[Any]]:
+    """Raptor function task that proves a warm worker answers on all its ranks: `[host, pid]` per rank,
+    gathered over the task's MPI sub-communicator (so a worker whose ranks are not one MPI world fails it)."""
+    me = [socket.gethostname(), os.getpid()]
+    return comm.allgather(me) if comm is not None else [me]
 
 
 def _redirect(log: str) -> None:

@@ -43,6 +43,8 @@ def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str
 
         lm_pre.append(f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH")
         pre += lm_pre
+    if site.launcher == "srun":
+        lm_pre += srun_step_env(site.mpi.pmi, site.launcher_args)
     env = {**site.environment, **site.network.variables(), **site.mpi.env}
     pre += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     scratch = site.filesystems.scratch or "$HOME"
@@ -79,6 +81,27 @@ def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str
         cfg["default_project"] = site.account
     _merge(cfg, site.rp)
     return rp_label(site), cfg
+
+
+def srun_step_env(pmi: str | None, launcher_args: list[str]) -> list[str]:
+    """Shell lines that give Radical Pilot's srun steps what the site's own `srun` line has.
+
+    RP's SRUN launch method takes no extra arguments, so the site's `mpi.pmi` (else a `--mpi=X` in
+    `launcher_args`) becomes `SLURM_MPI_TYPE`: without it a multi-rank raptor worker starts as singleton
+    ranks. `SLURM_OVERLAP=1` lets the pilot's long-lived steps (the raptor master and its warm workers)
+    share CPUs with stage steps; without it Slurm holds every later step in "step creation temporarily
+    disabled" until they end. DeepRC's own core budget bounds what runs at once instead
+    (docs/architecture.md, "Pilot on several nodes").
+    """
+    lines = ["export SLURM_OVERLAP=1"]
+    for i, arg in enumerate(launcher_args):
+        if not pmi and arg.startswith("--mpi="):
+            pmi = arg.split("=", 1)[1]
+        elif not pmi and arg == "--mpi" and i + 1 < len(launcher_args):
+            pmi = launcher_args[i + 1]
+    if pmi and pmi != "none":
+        lines.append(f"export SLURM_MPI_TYPE={shlex.quote(pmi)}")
+    return lines
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:
