@@ -43,7 +43,7 @@ def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str
 
         lm_pre.append(f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH")
         pre += lm_pre
-    env = {**site.environment, **site.network.variables(), **site.mpi.env}
+    env = site.job_env()
     pre += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     scratch = site.filesystems.scratch or "$HOME"
     cfg: dict[str, Any] = {

@@ -13,8 +13,11 @@
 # slurmctld runs on the host (own ports 7917/7918 and state folder, beside the single-node
 # Slurm of slurm.sh); one munged serves both. Clients use SLURM_CONF=<printed slurm.conf>.
 # Prints `CLUSTER_READY <slurm.conf> <node names...>` once `srun -N<n> hostname` reaches every node.
-# Env: DEEPRC_CLUSTER_NODES, DEEPRC_CLUSTER_CORES, DEEPRC_CLUSTER_DIR, DEEPRC_CLUSTER_SHARED_TMP
-# (folders under /tmp that the nodes share with the host; default: pytest-of-root deeprc-shared).
+# Env: DEEPRC_CLUSTER_NODES, DEEPRC_CLUSTER_CORES, DEEPRC_CLUSTER_SHARED_TMP (folders under /tmp
+# that the nodes share with the host; default: pytest-of-root deeprc-shared). A second, separate
+# cluster beside the default one: set all of DEEPRC_CLUSTER_DIR, _PREFIX (node names, default
+# node), _NET (first three octets, default 10.77.0), _PORT (slurmctld; slurmd is +1, default 7917)
+# and _BRIDGE (default deeprc-br0).
 set -euo pipefail
 # shellcheck source=tests/infra/common.sh
 source "$(dirname "$0")/common.sh"
@@ -24,8 +27,10 @@ conf=$dir/slurm.conf
 nodes=${DEEPRC_CLUSTER_NODES:-2}
 cores=${DEEPRC_CLUSTER_CORES:-2}
 shared_tmp=${DEEPRC_CLUSTER_SHARED_TMP:-pytest-of-root deeprc-shared}
-bridge=deeprc-br0
-net=10.77.0
+prefix=${DEEPRC_CLUSTER_PREFIX:-node}
+bridge=${DEEPRC_CLUSTER_BRIDGE:-deeprc-br0}
+net=${DEEPRC_CLUSTER_NET:-10.77.0}
+port=${DEEPRC_CLUSTER_PORT:-7917}
 ctl_addr=$net.1
 wait_s=60
 
@@ -46,7 +51,7 @@ if [ "$cmd" = start ]; then
 fi
 [ "$(id -u)" = 0 ] || { echo "cluster.sh: needs root (network namespaces, mounts, Slurm daemons)" >&2; exit 3; }
 
-node_names() { seq -f 'node%g' 1 "$nodes"; }
+node_names() { seq -f "${prefix}%g" 1 "$nodes"; }
 slurmd_pid() { echo "$dir/slurmd-$1.pid"; }
 ctld_pid=$dir/slurmctld.pid
 sq() { SLURM_CONF=$conf timeout 10 "$@"; }
@@ -61,8 +66,9 @@ if [ "$cmd" = exec ]; then
 fi
 
 mkdir -p /var/lock
-exec 9>/var/lock/deeprc-cluster.lock
-flock -w 300 9 || die "another cluster.sh has held /var/lock/deeprc-cluster.lock for 300 s; see its output"
+lock=/var/lock/deeprc-cluster-$bridge.lock
+exec 9>"$lock"
+flock -w 300 9 || die "another cluster.sh has held $lock for 300 s; see its output"
 
 # Daemons must not inherit the lock (fd 9) nor the caller's stdout/stderr (a captured pipe).
 daemon() { "$@" 9>&- </dev/null >>"$dir/daemons.log" 2>&1; }
@@ -78,7 +84,7 @@ stop_pid() {  # stop_pid PIDFILE: TERM, then KILL after 10 s
 if [ "$cmd" = stop ]; then
     for n in $(running_nodes); do stop_pid "$(slurmd_pid "$n")"; done
     stop_pid "$ctld_pid"
-    for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^node[0-9]+$/ {print $1}'); do
+    for ns in $(ip netns list 2>/dev/null | awk -v p="$prefix" '$1 ~ "^" p "[0-9]+$" {print $1}'); do
         # job steps left in the node (each process in it is the cluster's)
         for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
         ip netns del "$ns"
@@ -146,8 +152,8 @@ mem_mb=$(awk -v n="$nodes" '/MemTotal/ {printf "%d", $2 / 1024 * 0.9 / n}' /proc
 # Written by DeepRC tests/infra/cluster.sh: an emulated ${nodes}-node Slurm on this machine.
 ClusterName=deeprc-cluster
 SlurmctldHost=ctl(${ctl_addr})
-SlurmctldPort=7917
-SlurmdPort=7918
+SlurmctldPort=${port}
+SlurmdPort=$((port + 1))
 SlurmUser=root
 AuthType=auth/munge
 ProctrackType=proctrack/linuxproc
@@ -175,7 +181,7 @@ CONF
         i=$((i + 1))
         echo "NodeName=$n NodeAddr=$net.$((10 + i)) CPUs=$cores RealMemory=$mem_mb State=UNKNOWN"
     done
-    echo "PartitionName=mn Nodes=node[1-$nodes] Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO"
+    echo "PartitionName=mn Nodes=${prefix}[1-$nodes] Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO"
 } > "$conf.new"
 mv "$conf.new" "$conf"
 
