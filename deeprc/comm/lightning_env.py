@@ -15,7 +15,7 @@ import socket
 
 from deeprc.comm.base import Communicator
 from deeprc.comm.launchenv import detect
-from deeprc.comm.rendezvous import free_port, my_address
+from deeprc.comm.rendezvous import free_port, my_address, pin_gloo_interface
 
 try:
     from lightning_fabric.plugins.environments import ClusterEnvironment
@@ -35,6 +35,7 @@ class DeepRCEnvironment(ClusterEnvironment):
         self._node_rank = order.index(hosts[comm.rank])
         endpoint = (my_address(len(order) == 1), free_port()) if comm.rank == 0 else None
         self._addr, self._port = comm.bcast(endpoint, root=0)
+        pin_gloo_interface(self._addr, len(order) == 1)  # Lightning's Gloo group binds to it
 
     @property
     def creates_processes_externally(self) -> bool:

@@ -45,7 +45,7 @@ def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str
         pre += lm_pre
     if site.launcher == "srun":
         lm_pre += srun_step_env(site.mpi.pmi, site.launcher_args)
-    env = {**site.environment, **site.network.variables(), **site.mpi.env}
+    env = site.job_env()
     pre += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     scratch = site.filesystems.scratch or "$HOME"
     cfg: dict[str, Any] = {
