@@ -81,7 +81,14 @@ stop_pid() {  # stop_pid PIDFILE: TERM, then KILL after 10 s
     kill -9 "$pid" 2>/dev/null || true
 }
 
+host_hosts() {  # host_hosts add|del: this cluster's node lines in the host's /etc/hosts (rewritten in place)
+    local tag="# deeprc-cluster $bridge" kept
+    kept=$(grep -v -- "$tag\$" /etc/hosts || true)
+    { echo "$kept"; if [ "$1" = add ]; then grep -E " ${prefix}[0-9]+\$" "$dir/hosts" | sed "s/\$/ $tag/"; fi; } > /etc/hosts
+}
+
 if [ "$cmd" = stop ]; then
+    host_hosts del
     for n in $(running_nodes); do stop_pid "$(slurmd_pid "$n")"; done
     stop_pid "$ctld_pid"
     for ns in $(ip netns list 2>/dev/null | awk -v p="$prefix" '$1 ~ "^" p "[0-9]+$" {print $1}'); do
@@ -111,7 +118,7 @@ running=$(running_nodes | tr '\n' ' ' | sed 's/ $//')
 if [ -n "$running" ] && pid_alive "$ctld_pid"; then
     [ "$running" = "$(node_names | tr '\n' ' ' | sed 's/ $//')" ] ||
         die "a cluster with nodes '$running' is running, asked for $nodes nodes; run 'cluster.sh stop' first"
-    if ready; then ready_line; exit 0; fi
+    if ready; then host_hosts add; ready_line; exit 0; fi
 fi
 
 if install_slurm; then
@@ -145,6 +152,10 @@ done
     i=0; for n in $(node_names); do i=$((i + 1)); echo "$net.$((10 + i)) $n"; done
 } > "$dir/hosts"
 echo "options timeout:1 attempts:1" > "$dir/resolv.conf"
+# The host is the cluster's login node: like a real one it resolves the nodes' names (`salloc` runs
+# its command here, and the pilot's agent then finds the interface that routes to the nodes).
+host_hosts add
+
 
 mem_mb=$(awk -v n="$nodes" '/MemTotal/ {printf "%d", $2 / 1024 * 0.9 / n}' /proc/meminfo)
 {
