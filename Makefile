@@ -35,6 +35,7 @@ test-fast: install
 
 infra:
 	bash tests/infra/slurm.sh
+	bash tests/infra/cluster.sh
 	bash tests/infra/podman.sh
 
 bench: install

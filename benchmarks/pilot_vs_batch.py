@@ -11,7 +11,9 @@ scheduler packs jobs). Reported: medians of the end-to-end wall time per runner 
 stage code), the runtime's own overhead (wall time not covered by any stage's code), and the
 dispatch latency of tiny function tasks on warm raptor workers (target median <= 50 ms). With
 --slurm the same comparison runs through `deeprc-deploy launch --site local-slurm --mode pilot|batch`
-(needs the local Slurm of tests/infra/slurm.sh running), timed from submission to the last stage done. Writes results.json, results.md and results.png.
+(needs the local Slurm of tests/infra/slurm.sh running), timed from submission to the last stage done; with
+--site SITE (repeatable) the same through any site, e.g. `--site emulated-cluster --profile wide --runners none`
+for the 2-node cluster of tests/infra/cluster.sh. Writes results.json, results.md and results.png.
 """
 
 from __future__ import annotations
@@ -140,8 +142,8 @@ def _wait_run(run_dir: Path, stages: int, timeout: float = 1800) -> bool:
     return False
 
 
-def slurm_runs(pipeline: str, profile: str, runs: int, out: Path) -> dict | None:
-    """`deeprc-deploy launch --site local-slurm --mode pilot|batch`: submit to time of the last stage done."""
+def slurm_runs(pipeline: str, profile: str, runs: int, out: Path, site: str = "local-slurm") -> dict | None:
+    """`deeprc-deploy launch --site SITE --mode pilot|batch`: submit to time of the last stage done."""
     from deeprc.pipeline.spec import load_pipeline
 
     probe = subprocess.run([sys.executable, "-m", "deeprc.cli", "launch", "--help"], capture_output=True, text=True, cwd=ROOT)
@@ -153,16 +155,16 @@ def slurm_runs(pipeline: str, profile: str, runs: int, out: Path) -> dict | None
     for mode in ("pilot", "batch"):
         walls = []
         for i in range(runs):
-            run_dir = out / f"slurm-{mode}-{i}"
+            run_dir = out / f"{site}-{mode}-{i}"
             t0 = time.time()
-            p = subprocess.run([sys.executable, "-m", "deeprc.cli", "launch", pipeline, "--site", "local-slurm",
+            p = subprocess.run([sys.executable, "-m", "deeprc.cli", "launch", pipeline, "--site", site,
                                 "--mode", mode, "--profile", profile, "--run-dir", str(run_dir)],
                                capture_output=True, text=True, cwd=ROOT)
             if p.returncode != 0 or not _wait_run(run_dir, n):
-                print(f"slurm {mode} run failed: {p.stdout[-1500:]}{p.stderr[-1500:]} (see {run_dir})")
+                print(f"{site} {mode} run failed: {p.stdout[-1500:]}{p.stderr[-1500:]} (see {run_dir})")
                 return res or None
             walls.append(time.time() - t0)
-            print(f"  slurm {mode}: {walls[-1]:.1f} s", flush=True)
+            print(f"  {site} {mode}: {walls[-1]:.1f} s", flush=True)
         res[mode] = {"walls": walls, "median_s": statistics.median(walls)}
     res["ratio"] = res["pilot"]["median_s"] / res["batch"]["median_s"]
     return res
@@ -213,6 +215,9 @@ def main() -> None:
                     help="pilot, batch (one stage at a time), batch-packed (independent stages side by side "
                          "within the usable cores, as a scheduler packs jobs); none: only --slurm / latency")
     ap.add_argument("--slurm", action="store_true", help="also compare through `launch --site local-slurm`")
+    ap.add_argument("--site", action="append", default=[],
+                    help="also compare through `launch --site SITE` (repeatable), e.g. emulated-cluster: the 2-node "
+                         "Slurm of tests/infra/cluster.sh (use --profile wide for stages wider than one node)")
     args = ap.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -242,8 +247,9 @@ def main() -> None:
     if args.tasks:
         print(f"dispatch latency: {args.tasks} tiny function tasks ...", flush=True)
         res["dispatch"] = dispatch_latency(args.tasks, out / "latency")
-    if args.slurm:
-        res["slurm"] = slurm_runs(args.pipeline, args.profile, args.runs, out)
+    sites = (["local-slurm"] if args.slurm else []) + [s for s in args.site if s != "local-slurm" or not args.slurm]
+    res["sites"] = {site: slurm_runs(args.pipeline, args.profile, args.runs, out, site) for site in sites}
+    res["slurm"] = res["sites"].get("local-slurm")
     (out / "results.json").write_text(json.dumps(res, indent=2))
     plot(res, out / "results.png")
     lines = [f"# pilot vs batch: {Path(args.pipeline).name} ({args.profile}), {args.runs} runs each, {os.cpu_count()} cores", ""]
@@ -268,10 +274,11 @@ def main() -> None:
             s = res["summary"][r]
             cells += [f"{s['stage_span_s'].get(n, 0):.1f}", f"{s['stage_code_s'].get(n, 0):.1f}"]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    if res.get("slurm"):
-        sl = res["slurm"]
-        lines.append(f"\nslurm (launch --site local-slurm): pilot {sl['pilot']['median_s']:.1f} s, batch "
-                     f"{sl['batch']['median_s']:.1f} s, ratio {sl['ratio']:.2f}")
+    for site, sl in res["sites"].items():
+        if sl and "ratio" in sl:
+            lines.append(f"\n{site} (launch --site {site}): pilot {sl['pilot']['median_s']:.1f} s "
+                         f"(runs {', '.join(f'{w:.1f}' for w in sl['pilot']['walls'])}), batch {sl['batch']['median_s']:.1f} s "
+                         f"(runs {', '.join(f'{w:.1f}' for w in sl['batch']['walls'])}), ratio pilot/batch {sl['ratio']:.2f}")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")

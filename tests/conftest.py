@@ -61,6 +61,33 @@ def slurm() -> dict:
 
 
 @pytest.fixture(scope="session")
+def cluster() -> dict:
+    """The emulated multi-node Slurm (tests/infra/cluster.sh): node1, node2, 2 cores each.
+
+    Started once and left running (it is shared with benchmarks and other sessions); its
+    commands need SLURM_CONF, which is set in ``env`` only, never in this process.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("the emulated cluster needs root for network namespaces and mounts (tests/infra/cluster.sh)")
+    proc = _run_infra("cluster.sh", timeout=600)
+    ready = [line.split() for line in proc.stdout.splitlines() if line.startswith("CLUSTER_READY ")]
+    if proc.returncode != 0 or not ready:
+        pytest.fail(f"tests/infra/cluster.sh failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    conf, nodes = ready[-1][1], ready[-1][2:]
+    env = dict(os.environ)
+    for var in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME", "DEEPRC_COMM_ADDR", "SLURM_JOB_ID", "SLURM_JOBID"):
+        env.pop(var, None)
+    env.update(
+        SLURM_CONF=conf,
+        OMPI_ALLOW_RUN_AS_ROOT="1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return {"conf": conf, "nodes": nodes, "partition": "mn", "cores_per_node": 2, "env": env,
+            "site": str(REPO / "site-configs" / "emulated-cluster.yaml")}
+
+
+@pytest.fixture(scope="session")
 def podman_base() -> str:
     """podman configured for this machine and the base image made with debootstrap."""
     if os.geteuid() != 0:

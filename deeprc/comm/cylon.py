@@ -29,10 +29,10 @@ def cylon_env(comm: Communicator) -> Any:
         return CylonEnv(config=config, distributed=True)
     from pycylon.net.gloo_config import GlooStandaloneConfig
 
-    from deeprc.comm.rendezvous import free_port
+    from deeprc.comm.rendezvous import free_port, my_address
 
-    port = comm.bcast(free_port() if comm.rank == 0 else None)
+    host, port = comm.bcast((my_address(comm.num_nodes == 1), free_port()) if comm.rank == 0 else None)
     config = GlooStandaloneConfig(comm.rank, comm.size)
-    config.set_tcp_hostname("127.0.0.1" if comm.num_nodes == 1 else __import__("socket").gethostname())
+    config.set_tcp_hostname(host)  # rank 0's address, as every rank must name the same one
     config.set_tcp_port(int(port))
     return CylonEnv(config=config, distributed=True)

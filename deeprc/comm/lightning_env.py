@@ -15,7 +15,7 @@ import socket
 
 from deeprc.comm.base import Communicator
 from deeprc.comm.launchenv import detect
-from deeprc.comm.rendezvous import free_port, my_address
+from deeprc.comm.rendezvous import free_port, my_address, pin_gloo_interface
 
 try:
     from lightning_fabric.plugins.environments import ClusterEnvironment
@@ -35,6 +35,7 @@ class DeepRCEnvironment(ClusterEnvironment):
         self._node_rank = order.index(hosts[comm.rank])
         endpoint = (my_address(len(order) == 1), free_port()) if comm.rank == 0 else None
         self._addr, self._port = comm.bcast(endpoint, root=0)
+        pin_gloo_interface(self._addr, len(order) == 1)  # Lightning's Gloo group binds to it
 
     @property
     def creates_processes_externally(self) -> bool:
@@ -79,3 +80,12 @@ class DeepRCEnvironment(ClusterEnvironment):
                 f"{self._size} ranks of the DeepRC communicator. Fix: pass devices=comm.local_size and "
                 f"num_nodes=comm.num_nodes ({self.comm.local_size} and {self.comm.num_nodes} here)."
             )
+
+    def __deepcopy__(self, memo: dict) -> "DeepRCEnvironment":
+        """The same environment: it stands for this process's ranks, and its communicator (a raptor worker's
+        MPI sub-communicator, say) cannot be copied. neuralforecast deep-copies the trainer's arguments."""
+        return self
+
+    def __reduce__(self) -> tuple:
+        # TypeError is what Lightning's `is_picklable` expects of what cannot be saved with the hyperparameters
+        raise TypeError("a DeepRCEnvironment holds this process's live communicator and cannot be pickled")

@@ -35,8 +35,97 @@ def free_port() -> int:
 
 
 def my_address(single_node: bool) -> str:
-    """How other ranks reach this host: loopback on one node, else the host name."""
-    return "127.0.0.1" if single_node else socket.gethostname()
+    """How other ranks reach this host: loopback on one node, else the site's interface
+    (GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME), else the host name unless it resolves to a
+    loopback address (Debian's 127.0.1.1), else the first non-loopback interface."""
+    if single_node:
+        return "127.0.0.1"
+    site = site_interface()
+    addr = interfaces().get(site) if site else None
+    if addr:
+        return addr
+    name = socket.gethostname()
+    resolved = _resolve(name)
+    if resolved and not is_loopback(resolved):
+        return name
+    return next(iter(_external().values()), name)
+
+
+def site_interface() -> str | None:
+    """The first interface the site names for Gloo or NCCL traffic (None when it names none)."""
+    for var in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):
+        for name in os.environ.get(var, "").split(","):
+            name = name.strip().lstrip("=")
+            if name and not name.startswith("^"):
+                return name
+    return None
+
+
+def interfaces() -> dict[str, str]:
+    """IPv4 address of every up interface, by name (Linux ioctls; {} where unsupported)."""
+    import fcntl
+    import struct
+
+    out: dict[str, str] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            req = struct.pack("256s", name.encode()[:15])
+            try:
+                flags = struct.unpack("H", fcntl.ioctl(s.fileno(), 0x8913, req)[16:18])[0]  # SIOCGIFFLAGS
+                if flags & 0x1:  # IFF_UP
+                    out[name] = socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])  # SIOCGIFADDR
+            except OSError:
+                continue
+    return out
+
+
+def _external() -> dict[str, str]:
+    return {n: a for n, a in interfaces().items() if not is_loopback(a)}
+
+
+def is_loopback(addr: str) -> bool:
+    return addr.startswith("127.") or addr == "::1"
+
+
+def _resolve(host: str) -> str | None:
+    try:
+        return socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    except (OSError, IndexError):
+        return None
+
+
+def route_interface(host: str) -> str | None:
+    """The interface this host would use to reach ``host`` (None when there is no route)."""
+    addr = _resolve(host)
+    if addr is None:
+        return None
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((addr, 9))  # UDP: picks the route and source address, sends nothing
+            source = s.getsockname()[0]
+    except OSError:
+        return None
+    return next((n for n, a in interfaces().items() if a == source), None)
+
+
+def pin_gloo_interface(rank0_host: str, single_node: bool) -> str | None:
+    """Set GLOO_SOCKET_IFNAME, unless the site did, for ranks spread over several nodes.
+
+    Gloo otherwise binds to the address of this host's name, which is loopback where the
+    name resolves to 127.0.1.1, and remote ranks then cannot connect. The interface is the
+    one that routes to rank 0, or the first non-loopback one where that route is loopback
+    (rank 0's own node). Returns the interface used (None: Gloo's default).
+    """
+    if os.environ.get("GLOO_SOCKET_IFNAME"):
+        return os.environ["GLOO_SOCKET_IFNAME"]
+    if single_node:
+        return None
+    name = route_interface(rank0_host)
+    if name is None or is_loopback(interfaces().get(name, "127.")):
+        name = site_interface() or next(iter(_external()), None)
+    if name:
+        os.environ["GLOO_SOCKET_IFNAME"] = name
+    return name
 
 
 def first_host(nodelist: str) -> str:

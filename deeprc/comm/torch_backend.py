@@ -7,12 +7,14 @@ NCCL carries tensors; a Gloo group beside it carries pickled objects.
 
 from __future__ import annotations
 
+import atexit
 import pickle
 import socket
 import sys
 from collections import Counter
 from datetime import timedelta
 from typing import Any, Sequence
+import weakref
 
 import numpy as np
 import torch
@@ -20,9 +22,20 @@ import torch.distributed as dist
 
 from deeprc.comm.base import Communicator, check_op, check_out, is_torch_tensor
 from deeprc.comm.launchenv import LaunchEnv, in_raptor
-from deeprc.comm.rendezvous import agree_endpoint, make_store, next_generation
+from deeprc.comm.rendezvous import is_loopback, agree_endpoint, make_store, next_generation, pin_gloo_interface
 from deeprc.comm.timeouts import dead_rank_message
 from deeprc.errors import DeepRCError
+
+_LIVE: "weakref.WeakSet[TorchCommunicator]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live() -> None:
+    """Close groups a program left open: a Gloo group destroyed while the interpreter finalises
+    aborts the process ("terminate called without an active exception"), seen with ranks on two nodes."""
+    for comm in list(_LIVE):
+        comm.close()
+
 
 _OPS = {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX, "mean": dist.ReduceOp.SUM}
 
@@ -60,6 +73,7 @@ class TorchCommunicator(Communicator):
             lambda: _gloo_pg(dist.PrefixStore(prefix + "/gloo", store), rank, size, timeout), "group setup"
         )
         self.pg = self.obj_pg
+        _LIVE.add(self)
         hosts = self.allgather(socket.gethostname())
         mine = hosts[rank]
         self.local_rank = sum(1 for h in hosts[:rank] if h == mine)
@@ -245,6 +259,8 @@ def init_torch_comm(backend: str, env: LaunchEnv, timeout: float, via: Communica
     size = via.size if via is not None else (env.size or 1)
     generation = next_generation()
     host, port, how = agree_endpoint(env, via, generation)
+    nodes = via.num_nodes if via is not None else env.num_nodes
+    pin_gloo_interface(host, nodes == 1 if nodes is not None else is_loopback(host) or host == "localhost")
     store = make_store(host, port, rank, size, timeout, how)
     launcher = "raptor" if in_raptor() else (via.launcher if via is not None else env.launcher)
     return TorchCommunicator(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from deeprc.comm.base import Communicator
-from deeprc.comm.rendezvous import free_port, make_store, my_address
+from deeprc.comm.rendezvous import free_port, make_store, my_address, pin_gloo_interface
 from deeprc.errors import DeepRCError
 
 
@@ -43,6 +43,7 @@ def init_torch_process_group(comm: Communicator, backend: str = "gloo") -> None:
     if base is None:
         endpoint = (my_address(comm.num_nodes == 1), free_port()) if comm.rank == 0 else None
         host, port = comm.bcast(endpoint, root=0)
+        pin_gloo_interface(host, comm.num_nodes == 1)
         base = make_store(host, int(port), comm.rank, comm.size, comm.timeout, f"{comm.backend} bcast")
     generation = comm.bcast(free_port() if comm.rank == 0 else None)  # a fresh key space per call
     store = dist.PrefixStore(f"deeprc/torch-default/{generation}", base)

@@ -104,7 +104,10 @@ def status(run: str, as_json: bool, watch: bool) -> None:
         return
     console = Console()
     if not watch:
-        console.print(table()[0])
+        t, st = table()
+        console.print(t)
+        if st.get("error"):
+            console.print(f"[red]error:[/] {st['error']}", markup=True, highlight=False)
         return
     with Live(table()[0], console=console, refresh_per_second=1) as live:
         while True:

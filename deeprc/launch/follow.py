@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from deeprc.errors import DeepRCError
-from deeprc.launch.submit import read_record, write_record
+from deeprc.launch.submit import read_record, scheduler_env, write_record
 from deeprc.pipeline.runfolder import load_status
 from deeprc.schedulers import get_scheduler
 from deeprc.schedulers.base import UNKNOWN
@@ -31,7 +31,8 @@ def job_states(record: dict[str, Any]) -> dict[str, str]:
     if not cmd:
         return sched.parse_status("", ids)
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                             env=scheduler_env(record.get("scheduler_env"))).stdout
     except (OSError, subprocess.TimeoutExpired):
         return {j: UNKNOWN for j in ids}
     return sched.parse_status(out, ids)
@@ -66,7 +67,8 @@ def run_status(run: str | Path) -> dict[str, Any]:
     run_state = status.get("run", "pending" if record else "unknown")
     if record and record.get("mode") == "batch":
         run_state = _batch_run_state(stages, jobs)
-    return {"run": run_state, "stages": stages, "jobs": jobs, "launch": record, "run_dir": str(rd)}
+    return {"run": run_state, "stages": stages, "jobs": jobs, "launch": record, "run_dir": str(rd),
+            "error": status.get("error")}
 
 
 def _batch_run_state(stages: dict[str, dict], jobs: list[dict]) -> str:
@@ -149,7 +151,8 @@ def cancel(run: str | Path) -> dict[str, Any]:
     live = [j["job_id"] for j in record["jobs"] if states.get(j["job_id"]) not in ("done", "failed", "cancelled")]
     if live:
         cmd = sched.cancel_command(live)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                              env=scheduler_env(record.get("scheduler_env")))
         if proc.returncode != 0 and sched.name != "local":
             raise DeepRCError(f"`{' '.join(cmd)}` failed: {proc.stderr.strip()}. Fix: cancel the jobs by hand.")
     record["cancelled"] = time.time()

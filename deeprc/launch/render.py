@@ -83,7 +83,7 @@ def _var(key: str) -> str:
 def _site_env(plan: LaunchPlan) -> dict[str, str]:
     """Variable name -> shell word: config values quoted literally, cache paths may use $VAR."""
     s = plan.site
-    env = {k: shlex.quote(v) for k, v in {**s.environment, **s.network.variables(), **s.mpi.env}.items()}
+    env = {k: shlex.quote(v) for k, v in s.job_env().items()}
     env.update({k: shlex.quote(v) for k, v in
                 {"DEEPRC_RUN_DIR": str(plan.run_dir), "DEEPRC_SITE": s.name, "DEEPRC_LAUNCH_MODE": plan.mode}.items()})
     if s.filesystems.image_cache:

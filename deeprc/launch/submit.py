@@ -32,13 +32,18 @@ def write_scripts(plan: LaunchPlan, jobs: list[RenderedJob]) -> None:
         write_rp_config(plan.site, plan.launch_dir / "radical" / ".radical" / "pilot" / "configs", plan.partition)
 
 
-def _run(argv: list[str], stdin: str | None = None) -> str:
+def scheduler_env(extra: dict[str, str] | None) -> dict[str, str] | None:
+    """This process's environment plus the site's scheduler_env (None: inherit it unchanged)."""
+    return {**os.environ, **extra} if extra else None
+
+
+def _run(argv: list[str], stdin: str | None = None, env: dict[str, str] | None = None) -> str:
     if not shutil.which(argv[0]):
         raise DeepRCError(
             f"cannot submit: `{argv[0]}` is not on PATH on this host. Fix: run `deeprc-deploy launch` on a login "
             "node of the site, or use --dry-run to see the scripts."
         )
-    proc = subprocess.run(argv, capture_output=True, text=True, input=stdin, timeout=120)
+    proc = subprocess.run(argv, capture_output=True, text=True, input=stdin, timeout=120, env=env)
     if proc.returncode != 0:
         raise DeepRCError(
             f"`{' '.join(argv)}` failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()}. "
@@ -56,7 +61,7 @@ def submit(plan: LaunchPlan, jobs: list[RenderedJob]) -> dict[str, Any]:
         "site": plan.site.name, "site_file": str(plan.site_file), "scheduler": sched.name, "mode": plan.mode,
         "pipeline": plan.pipeline.name, "pipeline_file": str(plan.pipeline_file), "profile": plan.profile,
         "partition": plan.partition, "nodes": plan.nodes, "walltime": plan.walltime, "run_dir": str(plan.run_dir),
-        "submitted": time.time(), "jobs": [],
+        "submitted": time.time(), "jobs": [], "scheduler_env": plan.site.scheduler_env,
     }
     for j in jobs:
         after = [ids[a] for a in j.after]
@@ -76,7 +81,7 @@ def submit(plan: LaunchPlan, jobs: list[RenderedJob]) -> dict[str, Any]:
         else:
             argv = j.submit_argv(plan, after)
             stdin = j.script_path.read_text() if sched.submit_stdin else None
-            job_id = sched.parse_job_id(_run(argv, stdin))
+            job_id = sched.parse_job_id(_run(argv, stdin, scheduler_env(plan.site.scheduler_env)))
             if not job_id:
                 raise DeepRCError(f"`{' '.join(argv)}` printed no job id. Fix: check the scheduler's output above.")
         ids[j.key] = job_id

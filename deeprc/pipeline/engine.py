@@ -207,7 +207,7 @@ class Engine:
         old = {s: signal.signal(s, _raise_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         result = RunResult(state="failed")
         try:
-            self.run.set_run("starting", runner=self.backend.name, started=t0)
+            self.run.set_run("starting", runner=self.backend.name, started=t0, error=None)
             self.backend.start(self.run, self.pipe)
             self.run.set_run("running")
             while self._step():
@@ -226,8 +226,10 @@ class Engine:
             result.signum = exc.signum
             result.failed = list(self.running)
             self._cancel_running()
-        except BaseException:
+        except BaseException as exc:
             self._cancel_running()
+            if isinstance(exc, DeepRCError):  # `status` shows why the run ended (a pilot that stalled, say)
+                self.run.set_run("failed", error=str(exc))
             raise
         finally:
             try:

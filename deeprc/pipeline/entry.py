@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import logging
 import os
+import socket
 import sys
 import time
 import traceback
@@ -66,9 +67,11 @@ def execute_stage(run_dir: str | Path, stage_name: str, comm: Any = None, attemp
         RunFolder(run_dir).event(stage.name, task, "started", started, attempt=attempt)
     metrics = fn(ctx) or {}
     finished = time.time()
+    hosts = comm.allgather(socket.gethostname())  # where each rank ran (rank order)
     if comm.rank == 0:
         _write_json(outdir / RESULT, {"metrics": metrics, "started": started, "finished": finished,
-                                      "ranks": comm.size, "attempt": attempt, "launcher": getattr(comm, "launcher", "")})
+                                      "ranks": comm.size, "hosts": hosts, "attempt": attempt,
+                                      "launcher": getattr(comm, "launcher", "")})
     return metrics
 
 
@@ -106,7 +109,7 @@ def run_in_worker(task: str, comm: Any = None) -> dict:
         try:
             with open(run_dir_p / "logs" / f"{stage}.log", "a", buffering=1) as out, \
                     contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-                print(f"--- attempt {attempt}: rank {c.rank}/{c.size} on a warm raptor worker (pid {os.getpid()})")
+                print(f"--- attempt {attempt}: rank {c.rank}/{c.size} on a warm raptor worker on {socket.gethostname()} (pid {os.getpid()})")
                 try:
                     return execute_stage(run_dir_p, stage, c, attempt)
                 except BaseException as exc:
@@ -117,6 +120,13 @@ def run_in_worker(task: str, comm: Any = None) -> dict:
             handler.close()
     finally:
         taskenv.restore(old_env)
+
+
+def probe_worker(comm: Any = None) -> list[list[Any]]:
+    """Raptor function task that proves a warm worker answers on all its ranks: `[host, pid]` per rank,
+    gathered over the task's MPI sub-communicator (so a worker whose ranks are not one MPI world fails it)."""
+    me = [socket.gethostname(), os.getpid()]
+    return comm.allgather(me) if comm is not None else [me]
 
 
 def _redirect(log: str) -> None:
@@ -161,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     comm = make_comm(stage.backend)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [rank {comm.rank}] %(name)s %(levelname)s: %(message)s")
-    print(f"--- attempt {args.attempt}: rank {comm.rank}/{comm.size} in a fresh process (pid {os.getpid()})", flush=True)
+    print(f"--- attempt {args.attempt}: rank {comm.rank}/{comm.size} in a fresh process on {socket.gethostname()} (pid {os.getpid()})", flush=True)
     try:
         execute_stage(run_dir, args.stage, comm, args.attempt)
     except BaseException as exc:

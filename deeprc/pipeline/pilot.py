@@ -21,6 +21,8 @@ from typing import Any
 from deeprc.errors import DeepRCError
 from deeprc.pipeline.commands import is_local, oversubscribe_env, root_mpi_env, stage_argv, stage_env
 from deeprc.pipeline.engine import Completion
+from deeprc.pipeline.pilot_layout import (Layout, agent_interface, allocation, check_fits, oversubscribed,
+                                          raptor_failure, sandbox_errors, stall_message, start_timeout, worker_ranks)
 from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
 from deeprc.pipeline import taskenv
@@ -71,9 +73,11 @@ class Pilot:
     """A started RP session + pilot (+ one raptor master and MPI worker); shareable across runs."""
 
     def __init__(self, site: Any = None, site_name: str = "local", cores: int | None = None,
-                 worker_ranks: int | None = None, base: str | Path | None = None, runtime_min: int = 1440) -> None:
+                 worker_ranks: int | None = None, base: str | Path | None = None, runtime_min: int = 1440,
+                 layout: Layout | None = None) -> None:
         self.site, self.site_name = site, site_name
-        self.cores = cores or LOCAL_CORES
+        self.layout = layout  # a real multi-core/multi-node allocation (None: RP's slots are oversubscribed)
+        self.cores = cores or (layout.cores if layout else LOCAL_CORES)
         self.worker_ranks = worker_ranks or max(1, self.cores // 2)
         self.base = Path(base or os.environ.get("DEEPRC_RP_BASE", "/tmp/deeprc-rp")).resolve()
         self.runtime_min = runtime_min
@@ -84,6 +88,11 @@ class Pilot:
         self.master: Any = None
         self.listeners: list[Any] = []
         self.started_s = 0.0
+        self.raptor_states: dict[str, str] = {}  # master and worker task uid -> last RP state
+        self.probe: Any = None  # the function task that proves the warm worker answers on all its ranks
+        self.probe_submitted = 0.0
+        self.worker_hosts: list[str] | None = None  # set once the probe came back
+        self.probe_error = ""
 
     def _resource(self) -> tuple[str, str | None]:
         """(resource label, access schema) after writing the RP resource config into our config dir.
@@ -112,6 +121,12 @@ class Pilot:
         bindir = str(Path(sys.executable).parent)
         export = f"export PATH={shlex.quote(bindir)}:\"$PATH\""
         cfg["pre_bootstrap_0"] = [export, *self._agent_hooks(), *cfg.get("pre_bootstrap_0", [])]
+        if self.layout is not None and "cores_per_node" not in dict(getattr(self.site, "rp", None) or {}):
+            cfg["cores_per_node"] = self.layout.slots_per_node  # see deeprc.pipeline.pilot_layout
+        iface = agent_interface(self.site) if self.layout is not None else None
+        if iface:  # the agent's bridges must be reachable from every node (read by radical.utils.get_hostip)
+            os.environ["RADICAL_DEFAULT_IFACE"] = iface
+            cfg["pre_bootstrap_0"] = [*cfg.get("pre_bootstrap_0", []), f"export RADICAL_DEFAULT_IFACE={shlex.quote(iface)}"]
         if cfg.get("agent_config", "default") == "default":  # read by pmgr_launching from cfg_dir
             (cfg_dir / "agent_deeprc.json").write_text(json.dumps(_lean_agent_config(), indent=2))
             cfg["agent_config"] = "deeprc"
@@ -167,8 +182,11 @@ class Pilot:
                 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(hooks), saved["PYTHONPATH"]) if p)
             self.session = rp.Session(cfg={"base": str(self.base)})
             self.pmgr = pmgr = rp.PilotManager(session=self.session)
-            pd: dict[str, Any] = {"resource": resource, "cores": self.cores, "runtime": self.runtime_min,
-                                  "sandbox": str(self.base / "sandbox")}
+            pd: dict[str, Any] = {"resource": resource, "runtime": self.runtime_min, "sandbox": str(self.base / "sandbox")}
+            if self.layout is not None:
+                pd["nodes"] = self.layout.nodes  # RP counts slots_per_node on each
+            else:
+                pd["cores"] = self.cores
             if schema:
                 pd["access_schema"] = schema
             self.pilot = pmgr.submit_pilots(rp.PilotDescription(pd))
@@ -188,16 +206,70 @@ class Pilot:
             self.master = self.pilot.submit_raptors(rp.TaskDescription({"mode": rp.RAPTOR_MASTER}))[0]
             path = [str(hooks) if hooks else "", *filter(taskenv.rp_safe, sys.path)]  # the worker's ranks load the hooks too
             env = {**root_mpi_env(), **(oversubscribe_env() if self.local else {}), "PYTHONPATH": os.pathsep.join(p for p in path if p)}
-            self.master.submit_workers([rp.TaskDescription({
-                "mode": rp.RAPTOR_WORKER, "ranks": self.worker_ranks, "raptor_class": "MPIWorker",
-                "environment": env})])
+            worker: dict[str, Any] = {"mode": rp.RAPTOR_WORKER, "ranks": self.worker_ranks, "raptor_class": "MPIWorker",
+                                      "environment": env}
+            if self.layout is not None:  # one rank per real core, node by node
+                worker["ranks_per_node"] = min(self.worker_ranks, self.layout.cores_per_node)
+            workers = self.master.submit_workers([rp.TaskDescription(worker)])
+            self.raptor_states = {t.uid: t.state for t in [self.master, *workers]}
+            self._submit_probe()
         except BaseException:
             self.close()
             raise
         self.started_s = time.time() - t0
         return self
 
+    def _submit_probe(self) -> None:
+        import radical.pilot as rp
+
+        from deeprc.pipeline.entry import probe_worker
+
+        td = rp.TaskDescription({"mode": rp.TASK_FUNCTION, "ranks": self.worker_ranks, "raptor_id": self.master.uid,
+                                 "function": rp.PythonTask(probe_worker, kwargs={"comm": None})})
+        td.name = "deeprc.probe"
+        self.probe = self.tmgr.submit_tasks(td)
+        self.probe_submitted = time.time()
+
+    @property
+    def session_id(self) -> str:
+        return str(self.session.uid) if self.session is not None else "-"
+
+    @property
+    def worker_ready(self) -> bool:
+        return self.worker_hosts is not None
+
+    def _probe_done(self, task: Any, state: str) -> None:
+        import radical.pilot as rp
+
+        if state != rp.DONE or task.exit_code:
+            self.probe_error = f"probe task {task.uid} ended {state}: {task.exception or (task.stderr or '').strip()[-300:]}"
+            return
+        value = task.return_value
+        while isinstance(value, list) and value and isinstance(value[0], list) and value[0] and isinstance(value[0][0], list):
+            value = value[0]  # one copy per rank: every rank gathered the same list
+        self.worker_hosts = [str(v[0]) for v in value] if isinstance(value, list) else []
+
+    def raptor_ended(self) -> str:
+        """`uid STATE` of a raptor master or worker that ended while the pilot is up ('' if none)."""
+        import radical.pilot as rp
+
+        return ", ".join(f"{uid} {st}" for uid, st in self.raptor_states.items() if st in rp.FINAL)
+
+    def stall(self, stages: list[str], ended: str = "") -> DeepRCError:
+        """The no-progress error: what was waited for, what RP reported, the fix."""
+        return DeepRCError(stall_message(
+            waited_s=time.time() - self.probe_submitted, ranks=self.worker_ranks,
+            per_node=min(self.worker_ranks, self.layout.cores_per_node) if self.layout else self.worker_ranks,
+            layout=self.layout, states=dict(self.raptor_states), errors=sandbox_errors(self.base, self.session_id), stages=stages,
+            base=self.base, ended=ended))
+
     def _callback(self, task: Any, state: str) -> None:
+        import radical.pilot as rp
+
+        if task.uid in self.raptor_states:
+            self.raptor_states[task.uid] = state
+        elif task.name == "deeprc.probe" and state in rp.FINAL:
+            self._probe_done(task, state)
         for fn in list(self.listeners):
             try:
                 fn(task, state)
@@ -305,6 +377,11 @@ class PilotBackend:
         self.tasks: dict[str, tuple[str, Any]] = {}  # uid -> (stage, task)
         self._started: set[str] = set()
         self._aborted = False
+        self._held: dict[str, tuple[Stage, Any]] = {}  # function stages waiting for the worker's probe
+        self._alias: dict[str, str] = {}  # engine's task id of a held stage -> RP uid once submitted
+        self._early: list[Completion] = []  # held stages canceled before they were submitted
+        self._deadline = 0.0
+        self._next_look = 0.0
         self.broker: taskenv.Broker | None = None
         self.keys: dict[str, str | None] = {}  # uid -> the attempt's secret key (revoked when it ends)
         self.secret_env: dict[str, str] = {}
@@ -313,34 +390,45 @@ class PilotBackend:
     def start(self, run: RunFolder, pipe: Pipeline) -> None:
         self.run, self.pipe = run, pipe
         local = is_local(self.site)
-        rp_over = dict(getattr(self.site, "rp", None) or {})
-        if local or rp_over.get("fake_resources") or (rp_over.get("system_architecture") or {}).get("oversubscribe"):
+        layout = None
+        if oversubscribed(self.site):
             # RP's slots are oversubscribed here (local.localhost's 8, or a site's `rp:` overrides, so the
             # raptor master, its worker and an executable stage all fit): the real cores, or --cores,
             # bound what runs at once
             self.core_budget = self.cores or usable_cores()
+        elif self.pilot is None:
+            # a real allocation (one node or several): RP gets spare slots for the runtime's own idle
+            # processes, DeepRC's budget is the allocation's real cores (deeprc.pipeline.pilot_layout)
+            layout = allocation(self.site, self.cores)
+            check_fits(pipe, layout)
+            self.core_budget = layout.cores
         if self.pilot is None:
-            py = [s.ranks for s in pipe.stages if not s.executable]
-            ex = [s.ranks * s.cores_per_rank for s in pipe.stages if s.executable]
-            cores = max(self.cores or LOCAL_CORES, LOCAL_CORES if local else 1)
-            room = max(1, cores - 1 - (max(ex) if ex else 0))
-            busy = min(sum(py) or 1, self.core_budget or room)  # function ranks that can run at once
-            workers = max(max(py, default=1), min(busy, room))
-            self.pilot = Pilot(self.site, self.site_name, cores=cores, worker_ranks=workers,
-                               base=run.path / "rp").start()
+            if layout is not None:
+                self.pilot = Pilot(self.site, self.site_name, worker_ranks=worker_ranks(pipe, layout.cores),
+                                   base=run.path / "rp", layout=layout).start()
+            else:
+                py = [s.ranks for s in pipe.stages if not s.executable]
+                ex = [s.ranks * s.cores_per_rank for s in pipe.stages if s.executable]
+                cores = max(self.cores or LOCAL_CORES, LOCAL_CORES if local else 1)
+                room = max(1, cores - 1 - (max(ex) if ex else 0))
+                busy = min(sum(py) or 1, self.core_budget or room)  # function ranks that can run at once
+                workers = max(max(py, default=1), min(busy, room))
+                self.pilot = Pilot(self.site, self.site_name, cores=cores, worker_ranks=workers,
+                                   base=run.path / "rp").start()
         for s in pipe.stages:
             if not s.executable and s.ranks > self.pilot.worker_ranks:
                 raise DeepRCError(
                     f"{pipe.source or 'pipeline'}: field 'stages ({s.name}).ranks': {s.ranks} ranks but the pilot's "
                     f"raptor worker has {self.pilot.worker_ranks}. Fix: lower ranks or start the run with more --cores.")
+        self._deadline = self.pilot.probe_submitted + start_timeout()
         self.secret_env = taskenv.broker_env(self.site)
         if self.secret_env:
-            self.broker = taskenv.Broker(local=local)
+            self.broker = taskenv.Broker(taskenv.broker_host(self.site, local))
         self.pilot.listeners.append(self._callback)
 
     def _callback(self, task: Any, state: str) -> None:
-        if task.uid in self.tasks:
-            self.events.put((task.uid, state, time.time()))
+        if task.uid in self.tasks or task.name == "deeprc.probe" or task.uid in self.pilot.raptor_states:
+            self.events.put((task.uid, state, time.time()))  # the probe and raptor states wake _watch
 
     def submit(self, stage: Stage, attempt: int) -> str:
         import radical.pilot as rp
@@ -360,9 +448,16 @@ class PilotBackend:
             })
             if stage.gpus_per_rank:
                 td.gpus_per_rank = stage.gpus_per_rank
+            layout = self.pilot.layout
+            if layout is not None and stage.ranks * stage.cores_per_rank > layout.cores_per_node:
+                td.ranks_per_node = max(1, layout.cores_per_node // stage.cores_per_rank)  # spread as real cores are
         else:
             from deeprc.pipeline.entry import run_in_worker
 
+            if not self.pilot.worker_ready:  # held until the warm worker answered its probe
+                alias = f"held.{stage.name}.{attempt}"
+                self._held[alias] = (stage, attempt)
+                return alias
             td = rp.TaskDescription({
                 "mode": rp.TASK_FUNCTION, "ranks": stage.ranks, "raptor_id": self.pilot.master.uid,
                 "function": rp.PythonTask(run_in_worker, args=(self._task_blob(stage, attempt),), kwargs={"comm": None}),
@@ -372,6 +467,37 @@ class PilotBackend:
         self.tasks[task.uid] = (stage.name, task)
         self.keys[task.uid] = self._key
         return task.uid
+
+    def _watch(self) -> None:
+        """Release held function stages once the worker answered; end the run, with the reason, when the
+        worker does not answer in time or a raptor process ended under a running pilot."""
+        assert self.pilot is not None
+        ended = self.pilot.raptor_ended()
+        held = [st.name for st, _ in self._held.values()]
+        if ended and (held or any(self.pipe and not self.pipe.stage(n).executable for n, _ in self.tasks.values())):
+            raise self.pilot.stall(held, ended=ended)
+        if self.pilot.worker_ready:
+            if self._held:
+                if self.run is not None and self.pilot.worker_hosts:
+                    hosts = sorted(set(self.pilot.worker_hosts))
+                    self.run.log("pilot", f"pilot: warm worker answered on {len(self.pilot.worker_hosts)} rank(s), "
+                                     f"host(s) {', '.join(hosts)}")
+                for alias, (stage, attempt) in list(self._held.items()):
+                    del self._held[alias]
+                    self._alias[alias] = self.submit(stage, attempt)
+            return
+        if not self._held:
+            return
+        now = time.time()
+        if now >= self._next_look:  # a raptor rank that failed to start the probe never answers: look every 2 s
+            self._next_look = now + 2.0
+            failure = raptor_failure(self.pilot.base, self.pilot.session_id)
+            if failure:
+                raise self.pilot.stall(held)
+        if self.pilot.probe_error or now > self._deadline:
+            if self.pilot.probe_error:
+                self.pilot.raptor_states["probe"] = self.pilot.probe_error
+            raise self.pilot.stall(held)
 
     def _task_blob(self, stage: Stage, attempt: int, argv: list[str] | None = None) -> str:
         """The task's one argument (deeprc.pipeline.taskenv): its environment, command and log, and a
@@ -388,14 +514,18 @@ class PilotBackend:
         import radical.pilot as rp
 
         assert self.run is not None
-        out = []
+        self._watch()
+        out, self._early = self._early, []
         deadline = time.time() + timeout
+        if out:
+            deadline = time.time()
         while True:
             try:
                 uid, state, t = self.events.get(timeout=max(0.0, deadline - time.time()))
             except queue.Empty:
                 return out
             if uid not in self.tasks:
+                self._watch()
                 continue
             stage, task = self.tasks[uid]
             kind = self.pipe.stage(stage).kind if self.pipe else "function"
@@ -420,11 +550,17 @@ class PilotBackend:
                 return out
 
     def cancel(self, task: str) -> None:
+        if task in self._held:
+            stage, _ = self._held.pop(task)
+            self._early.append(Completion(stage.name, task, False, "canceled before the warm worker answered"))
+            return
+        task = self._alias.get(task, task)
         if self.pilot is not None and task in self.tasks:
             self.pilot.tmgr.cancel_tasks([task])
 
     def cancel_all(self) -> None:
         self._aborted = True
+        self._held.clear()
         if self.pilot is not None and self.tasks:
             try:
                 self.pilot.tmgr.cancel_tasks(list(self.tasks))

@@ -291,7 +291,8 @@ class RunFolder:
         done = {"stage": stage.name, "input_hash": self.input_hash(pipe, stage),
                 "output_hash": tree_hash(folder), "code_version": code_version(stage),
                 "params": stage.params, "metrics": result.get("metrics", {}),
-                "code_started": result.get("started"), "code_finished": result.get("finished"), **info}
+                "code_started": result.get("started"), "code_finished": result.get("finished"),
+                "hosts": result.get("hosts"), **info}
         _write_json(folder / DONE, done)
         return done
 

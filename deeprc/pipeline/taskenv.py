@@ -64,9 +64,7 @@ def withheld(site: Any, environ: dict[str, str] | None = None) -> dict[str, str]
 def broker_env(site: Any, environ: dict[str, str] | None = None) -> dict[str, str]:
     """What the pilot runner hands its stages itself: the site's secrets, its fabric/MPI variables RP cannot
     write (see deeprc.sites.rp.agent_env), and the caller's variables RP cannot carry."""
-    site_vars: dict[str, str] = {}
-    if site is not None and getattr(site, "network", None) is not None:
-        site_vars = {**site.network.variables(), **site.mpi.env}
+    site_vars = dict(site.job_env()) if site is not None and hasattr(site, "job_env") else {}
     return {**withheld(site, environ), **{k: v for k, v in site_vars.items() if not rp_safe(v)}, **site_secrets(site)}
 
 
@@ -104,14 +102,14 @@ class Broker:
     A key is `host:port:token`; it works `uses` times (one per rank) and until :meth:`revoke`.
     """
 
-    def __init__(self, local: bool = True) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self._offers: dict[str, tuple[dict[str, str], int]] = {}
         self._lock = threading.Lock()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1" if local else "", 0))
+        self._sock.bind(("127.0.0.1" if host == "127.0.0.1" else "", 0))
         self._sock.listen(64)
         self._sock.settimeout(0.5)
-        self.host = "127.0.0.1" if local else socket.gethostname()
+        self.host = host
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="deeprc-secret-broker", daemon=True)
         self._thread.start()
@@ -159,6 +157,19 @@ class Broker:
         self._sock.close()
         with self._lock:
             self._offers.clear()
+
+
+def broker_host(site: Any, local: bool) -> str:
+    """Where a run's ranks reach its broker: loopback on this machine; across nodes the address of the
+    interface that routes to the allocation's other nodes (what RP's agent advertises), else DeepRC's
+    rendezvous choice (the site's interface or a non-loopback one)."""
+    if local:
+        return "127.0.0.1"
+    from deeprc.comm.rendezvous import interfaces, my_address
+    from deeprc.pipeline.pilot_layout import agent_interface
+
+    iface = agent_interface(site)
+    return (interfaces().get(iface) if iface else None) or my_address(False)
 
 
 def fetch(key: str, timeout: float = FETCH_TIMEOUT_S) -> dict[str, str]:

@@ -20,13 +20,8 @@ def gpu_visibility_wrapper(gpus_per_rank: int) -> list[str]:
 
 
 def rank_env(site: Any, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Variables every rank gets: site environment, network/fabric, MPI, then `extra`."""
-    env: dict[str, str] = {}
-    env.update(site.environment)
-    env.update(site.network.variables())
-    env.update(site.mpi.env)
-    env.update(extra or {})
-    return env
+    """Variables every rank gets: the site's (Site.job_env), then `extra`."""
+    return {**site.job_env(), **(extra or {})}
 
 
 def rank_command(

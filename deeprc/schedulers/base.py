@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 # states every scheduler's answer is mapped to
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, UNKNOWN = "queued", "running", "done", "failed", "cancelled", "unknown"
@@ -40,10 +40,19 @@ class Scheduler:
     name = "local"
     prefix = ""  # directive prefix, e.g. '#SBATCH'
     job_id_var = ""
+    node_count_var = ""  # the allocation's node count inside a job (empty: not offered)
     submit_stdin = False  # True: the script goes to the submit command's stdin (LSF)
 
     def directives(self, job: JobRequest) -> list[str]:
         """The directive lines of the job script (values shell-quoted)."""
+        return []
+
+    def allocated_cores_per_node(self, environ: Mapping[str, str]) -> int | None:
+        """Inside a job: the fewest cores any node of the allocation holds (None: not offered)."""
+        return None
+
+    def allocated_nodes(self, environ: Mapping[str, str]) -> list[str]:
+        """Inside a job: the host names of the allocation's nodes ([]: not offered)."""
         return []
 
     def submit_command(self, script: str, after: Sequence[str] = ()) -> list[str]:

@@ -16,6 +16,7 @@ class PBS(Scheduler):
     name = "pbs"
     prefix = "#PBS"
     job_id_var = "PBS_JOBID"
+    node_count_var = "PBS_NUM_NODES"
 
     def directives(self, job: JobRequest) -> list[str]:
         ppn = tasks_per_node(job)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+import subprocess
+from typing import Mapping, Sequence
 
 from deeprc.schedulers.base import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, UNKNOWN, JobRequest, Scheduler, q,
                                     tasks_per_node)
@@ -22,6 +23,24 @@ class Slurm(Scheduler):
     name = "slurm"
     prefix = "#SBATCH"
     job_id_var = "SLURM_JOB_ID"
+    node_count_var = "SLURM_JOB_NUM_NODES"
+
+    def allocated_cores_per_node(self, environ: Mapping[str, str]) -> int | None:
+        """From `SLURM_JOB_CPUS_PER_NODE`, e.g. `2(x2)` or `4,2(x3)`."""
+        counts = [int(m) for m in re.findall(r"(\d+)(?:\(x\d+\))?", environ.get("SLURM_JOB_CPUS_PER_NODE", ""))]
+        return min(counts) if counts else None
+
+    def allocated_nodes(self, environ: Mapping[str, str]) -> list[str]:
+        """`SLURM_JOB_NODELIST` expanded by `scontrol show hostnames` (bounded; [] when it cannot run)."""
+        nodelist = environ.get("SLURM_JOB_NODELIST") or environ.get("SLURM_NODELIST") or ""
+        if not nodelist:
+            return []
+        try:
+            out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                                 timeout=20, env=dict(environ))
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        return out.stdout.split() if out.returncode == 0 else []
 
     def directives(self, job: JobRequest) -> list[str]:
         # --ntasks-per-node always (Lightning's SLURM check rejects a bare --ntasks > 1), --ntasks when it differs

@@ -19,10 +19,11 @@ def rp_label(site: Site) -> str:
 
 
 def agent_env(site: Site) -> dict[str, str]:
-    """The site's fabric and MPI variables RP may write into its bootstrap (plain values only)."""
+    """The site's scheduler, fabric and MPI variables RP may write into its bootstrap (plain values only; never
+    the site's `environment:`, its secrets)."""
     from deeprc.pipeline.taskenv import rp_safe
 
-    return {k: v for k, v in {**site.network.variables(), **site.mpi.env}.items() if rp_safe(v)}
+    return {k: v for k, v in site.job_env().items() if k not in site.environment and rp_safe(v)}
 
 
 def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str, Any] | None]:
@@ -50,6 +51,8 @@ def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str
 
         lm_pre.append(f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH")
         pre += lm_pre
+    if site.launcher == "srun":
+        lm_pre += srun_step_env(site.mpi.pmi, site.launcher_args)
     # the agent's fabric and MPI settings; the site's `environment:` (secrets) and any value RP's own `$`
     # handling could mangle never go into RP's files: the pilot runner hands those to stages itself
     pre += [f"export {k}={shlex.quote(v)}" for k, v in agent_env(site).items()]
@@ -87,6 +90,27 @@ def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str
         cfg["default_project"] = site.account
     _merge(cfg, site.rp)
     return rp_label(site), cfg
+
+
+def srun_step_env(pmi: str | None, launcher_args: list[str]) -> list[str]:
+    """Shell lines that give Radical Pilot's srun steps what the site's own `srun` line has.
+
+    RP's SRUN launch method takes no extra arguments, so the site's `mpi.pmi` (else a `--mpi=X` in
+    `launcher_args`) becomes `SLURM_MPI_TYPE`: without it a multi-rank raptor worker starts as singleton
+    ranks. `SLURM_OVERLAP=1` lets the pilot's long-lived steps (the raptor master and its warm workers)
+    share CPUs with stage steps; without it Slurm holds every later step in "step creation temporarily
+    disabled" until they end. DeepRC's own core budget bounds what runs at once instead
+    (docs/architecture.md, "Pilot on several nodes").
+    """
+    lines = ["export SLURM_OVERLAP=1"]
+    for i, arg in enumerate(launcher_args):
+        if not pmi and arg.startswith("--mpi="):
+            pmi = arg.split("=", 1)[1]
+        elif not pmi and arg == "--mpi" and i + 1 < len(launcher_args):
+            pmi = launcher_args[i + 1]
+    if pmi and pmi != "none":
+        lines.append(f"export SLURM_MPI_TYPE={shlex.quote(pmi)}")
+    return lines
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:

@@ -178,6 +178,11 @@ class Site(_Strict):
     module_use: list[str] = Field(default_factory=list, description="folders for `module use` before loading")
     modules: list[str] = Field(default_factory=list)
     environment: dict[str, str] = Field(default_factory=dict)
+    scheduler_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="environment of the scheduler's commands (sbatch, scontrol, scancel) and of jobs, e.g. "
+                    "SLURM_CONF for a Slurm other than the machine's default",
+    )
     container: Container = Field(default_factory=Container)
     mpi: MPI = Field(default_factory=MPI)
     network: Network = Field(default_factory=Network)
@@ -186,8 +191,12 @@ class Site(_Strict):
     rp: dict[str, Any] = Field(default_factory=dict, description="overrides merged into the generated Radical Pilot resource config")
     cloud: Cloud | None = None
 
-    _env = field_validator("environment")(classmethod(lambda cls, v: _check_env(v)))
+    _env = field_validator("environment", "scheduler_env")(classmethod(lambda cls, v: _check_env(v)))
     _rp = field_validator("rp")(classmethod(lambda cls, v: _check_rp(v)))
+
+    def job_env(self) -> dict[str, str]:
+        """Every variable a job and its ranks get: environment, scheduler_env, network, then MPI."""
+        return {**self.environment, **self.scheduler_env, **self.network.variables(), **self.mpi.env}
 
     @model_validator(mode="after")
     def _partitions(self) -> "Site":

@@ -4,13 +4,15 @@ usage: mpiexec -n R python mpi_runner.py CASES.pkl RESULTS.pkl
 
 Each case holds its input tables as Arrow IPC bytes plus a per-row rank assignment; rank r keeps
 the rows whose assignment modulo R is r (so partitions can be empty or skewed). Rank 0 writes
-{case_id: {"parts": [IPC bytes per rank], "value": ..., "error": str | None}}.
+{case_id: {"parts": [IPC bytes per rank], "value": ..., "error": str | None}} and, under "hosts",
+every rank's host name.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import socket
 import sys
 
 os.environ.setdefault("POLARS_MAX_THREADS", "1")
@@ -99,7 +101,7 @@ def main() -> None:
     comm = init()
     with open(cases_path, "rb") as fh:
         cases = pickle.load(fh)
-    results = {}
+    results: dict = {"hosts": comm.allgather(socket.gethostname())}  # where each rank ran
     for case in cases:
         try:
             table, value = run_case(case, comm)

@@ -3,6 +3,8 @@
 # `local-slurm` site. Idempotent: returns at once when the node already answers.
 # Needs root. Prints `SLURM_READY <nodename>` on success.
 set -euo pipefail
+# shellcheck source=tests/infra/common.sh
+source "$(dirname "$0")/common.sh"
 
 state_dir=${DEEPRC_SLURM_DIR:-/var/tmp/deeprc-slurm}
 conf=/etc/slurm/slurm.conf
@@ -25,36 +27,24 @@ fi
 daemon() { "$@" 9>&- </dev/null >>"$state_dir/daemons.log" 2>&1; }
 
 
+# By pid file, not by name: the emulated cluster (cluster.sh) runs slurmctld/slurmd daemons too.
+ctld_pid=${state_dir}/slurmctld.pid
+slurmd_pid=${state_dir}/slurmd.pid
 ready() {
-    pgrep -x slurmctld >/dev/null && pgrep -x slurmd >/dev/null &&
-        sinfo -h -N -o '%N %t' 2>/dev/null | grep -qE "^${node} (idle|mix|alloc)"
+    pid_alive "$ctld_pid" && pid_alive "$slurmd_pid" &&
+        SLURM_CONF=$conf sinfo -h -N -o '%N %t' 2>/dev/null | grep -qE "^${node} (idle|mix|alloc)"
 }
-
-# Slurm's pmix plugin (srun --mpi=pmix, MPI under srun) loads the unversioned libpmix.so,
-# and slurmd only looks for it when it starts.
-have_pmix() { ldconfig -p 2>/dev/null | grep -q 'libpmix\.so '; }
 
 if command -v sinfo >/dev/null 2>&1 && have_pmix && ready; then
     echo "SLURM_READY ${node}"
     exit 0
 fi
 
-if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1 || ! have_pmix; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends slurm-wlm munge libpmix-dev >/dev/null
+if install_slurm; then
     # a slurmd started before libpmix was there cannot offer --mpi=pmix: restart it below
-    if pkill -x slurmd 2>/dev/null; then sleep 1; fi
+    if pid_alive "$slurmd_pid"; then kill "$(cat "$slurmd_pid")"; sleep 1; fi
 fi
-
-# munge: the key is created at install; start the daemon if it is not running.
-if ! pgrep -x munged >/dev/null 2>&1; then
-    mkdir -p /run/munge /var/log/munge
-    chown -R munge:munge /run/munge /var/log/munge /etc/munge 2>/dev/null || true
-    [ -f /etc/munge/munge.key ] || /usr/sbin/mungekey --create >/dev/null 2>&1 || true
-    chown munge:munge /etc/munge/munge.key 2>/dev/null || true
-    daemon runuser -u munge -- /usr/sbin/munged --force || daemon /usr/sbin/munged --force
-fi
+start_munge "$state_dir/daemons.log"
 
 cpus=$(nproc)
 mem_mb=$(awk '/MemTotal/ {printf "%d", $2/1024 * 0.9}' /proc/meminfo)
@@ -87,8 +77,8 @@ NodeName=${node} CPUs=${cpus} RealMemory=${mem_mb} State=UNKNOWN
 PartitionName=debug Nodes=${node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
 
-pgrep -x slurmctld >/dev/null 2>&1 || daemon slurmctld
-pgrep -x slurmd >/dev/null 2>&1 || daemon slurmd
+pid_alive "$ctld_pid" || daemon slurmctld -f "$conf"
+pid_alive "$slurmd_pid" || daemon slurmd -f "$conf"
 
 for _ in $(seq 1 60); do
     if ready; then
