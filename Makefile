@@ -55,11 +55,7 @@ bench: install
 	$(BIN)/python benchmarks/pilot_vs_batch.py
 
 constraints: install
-	{ echo "# Versions verified together on Debian 12 / Python 3.11 (make install uses this file)."; \
-	  echo "# Regenerate: make constraints"; \
-	  echo "# torch is pinned by its public version; its build (+cpu, +cu128) is TORCH_VARIANT's (deploy/install_torch.py)."; \
-	  $(BIN)/pip freeze | grep -v -E '^(-e |deeprc|# Editable)' | sed -E 's/^(torch[a-z]*==[^+]+)[+].*/\1/'; \
-	} > constraints.txt.new && mv constraints.txt.new constraints.txt
+	$(BIN)/python deploy/freeze_constraints.py constraints.txt
 
 clean:
 	rm -rf $(VENV) runs rp.session.* .pytest_cache .hypothesis build dist *.egg-info

@@ -88,7 +88,7 @@ def test_pinned_versions_match_constraints(built_image):
     installed = {_norm(p["name"]): p["version"] for p in json.loads(proc.stdout)}
     pins = {}
     for line in (REPO / "constraints.txt").read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line.strip())
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)", line.strip())
         if m:
             pins[_norm(m.group(1))] = m.group(2)
     shared = sorted(set(installed) & set(pins) - {"deeprc", "pip", "setuptools"})

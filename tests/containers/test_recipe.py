@@ -23,7 +23,7 @@ VARIANTS = ["cpu", "cuda"]
 def _constraints() -> dict[str, str]:
     pins = {}
     for line in (REPO / "constraints.txt").read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line.strip())
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)", line.strip())
         if m:
             pins[_norm(m.group(1))] = m.group(2)
     return pins

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 try:
     import tomllib
@@ -32,9 +33,17 @@ REPO = Path(__file__).resolve().parents[2]
 PYPI = "https://pypi.org/simple"
 CHECKER_PIP = "26.3"  # resolves with metadata only; the venv's pip is not touched
 
-spec = importlib.util.spec_from_file_location("install_torch", REPO / "deploy" / "install_torch.py")
-install_torch = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(install_torch)
+
+
+def load(name: str):
+    """A stdlib-only script of deploy/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "deploy" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+install_torch = load("install_torch")
 
 
 def public_env() -> dict[str, str]:
@@ -75,6 +84,16 @@ def test_pin_is_public_and_variants_map_to_indexes():
     assert install_torch.index_url("cpu", "https://mirror.example/torch/") == "https://mirror.example/torch"
     with pytest.raises(SystemExit, match="TORCH_VARIANT='gpu' is not a PyTorch build"):
         install_torch.index_url("gpu")
+
+
+def test_freeze_pins_public_releases_and_marks_newer_python_only():
+    from importlib import metadata
+
+    freeze = load("freeze_constraints")
+    torch = metadata.distribution("torch")
+    assert "+" in torch.version and freeze.pin(torch) == f"torch=={torch.version.split('+')[0]}"
+    assert freeze.pin(metadata.distribution("numpy")).endswith('; python_version >= "3.11"')  # numpy 2.4: 3.11+
+    assert freeze.pin(metadata.distribution("click")) == f"click=={metadata.version('click')}"
 
 
 def test_stalled_index_costs_only_the_probe_timeout(silent_server):
@@ -135,10 +154,12 @@ def test_pins_resolve_from_public_indexes(checker_pip, tmp_path, capsys):
         assert version == "2.13.0+cpu" and url.startswith("https://download.pytorch.org/"), (version, url)
     else:
         assert version == "2.13.0" and url.startswith("https://files.pythonhosted.org/"), (version, url)
-    pins = {norm(n): v for n, _, v in (line.partition("==") for line in
-            (REPO / "constraints.txt").read_text().splitlines()) if v and not n.startswith("#")}
+    pins = {norm(r.name): str(r.specifier).removeprefix("==") for r in map(Requirement, (
+            line for line in (REPO / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")))
+            if r.marker is None or r.marker.evaluate()}
     off_pin = {n: (i["metadata"]["version"], pins[n]) for n, i in resolved.items()
                if n in pins and i["metadata"]["version"].split("+")[0] != pins[n]}
+    assert len(pins) > 100 and not set(pins) - set(resolved) - {"deeprc"}, set(pins) - set(resolved)
     assert not off_pin, off_pin
     with capsys.disabled():
         where = (f"PyTorch's CPU index {torch_index}" if reachable
