@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from deeprc.pipeline.runfolder import DONE, read_json, require_run_folder
 
@@ -162,7 +163,7 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
         md += ["command line:", "", "```", command, "```", ""]
     for name, cols, rows in sections:
         md += [f"## {name}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        md += ["| " + " | ".join(f"[{c}]({c})" if c in links else c.replace("|", "\\|") for c in r) + " |"
+        md += ["| " + " | ".join(f"[{c}]({quote(c)})" if c in links else c.replace("|", "\\|") for c in r) + " |"
                for r in rows] + [""]
     for n, text in summaries:
         md += [f"## summary of {n}", "", text.replace("\n# ", "\n### ").removeprefix("# "), ""]
@@ -180,7 +181,7 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
         h.append(f"<p>command line:</p><pre id='command'>{e(command)}</pre>")
     for name, cols, rows in sections:
         h.append(f"<h2>{e(name)}</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
-        h += ["<tr>" + "".join(f"<td><a href='{e(c)}'>{e(Path(c).name)}</a></td>" if c in links else f"<td>{e(c)}</td>"
+        h += ["<tr>" + "".join(f"<td><a href='{e(quote(c))}'>{e(Path(c).name)}</a></td>" if c in links else f"<td>{e(c)}</td>"
                                for c in r) + "</tr>" for r in rows]
         h.append("</table>")
     for n, text in summaries:
