@@ -129,8 +129,9 @@ def train_forecast(ctx: StageContext) -> dict:
     pred.merge(test[["unique_id", "ds", "y"]], on=["unique_id", "ds"], how="left").to_parquet(
         ctx.outdir / "predictions.parquet", index=False)
     scores.assign(stage=ctx.name, kind="forecast").to_parquet(ctx.outdir / "metrics.parquet", index=False)
-    forecast_plot(train, test, pred, ctx.outdir / f"forecast_{'_'.join(names)}.png",
-                  max_series=param(ctx, "plot_series", 4, int))
+    plot_series = param(ctx, "plot_series", 4, int)
+    if plot_series > 0:  # 0: no figure
+        forecast_plot(train, test, pred, ctx.outdir / f"forecast_{'_'.join(names)}.png", max_series=plot_series)
     naive = summary.set_index("model").loc["SeasonalNaive"]
     out: dict[str, Any] = {}
     for _, row in summary.iterrows():
