@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from deeprc.pipeline.spec import load_pipeline
 from deeprc.workloads import forecast as fc
 from deeprc.workloads import stages
 
-# Tiny layers so each model trains in seconds; the quality at full size is in docs/results.md.
-TINY = {
-    "NBEATS": {"mlp_units": [[16, 16]] * 3},
-    "NHITS": {"mlp_units": [[16, 16]] * 3},
-    "LSTM": {"encoder_hidden_size": 16, "decoder_hidden_size": 16, "encoder_n_layers": 1},
-    "GRU": {"encoder_hidden_size": 16, "decoder_hidden_size": 16, "encoder_n_layers": 1},
-    "TCN": {"encoder_hidden_size": 16, "decoder_hidden_size": 16},
-    "DeepAR": {"lstm_hidden_size": 16, "lstm_n_layers": 1, "trajectory_samples": 10},
-    "PatchTST": {"hidden_size": 16, "n_heads": 2, "linear_hidden_size": 16, "encoder_layers": 1},
-    "TimesNet": {"hidden_size": 8, "conv_hidden_size": 8, "top_k": 2, "num_kernels": 2, "encoder_layers": 1},
-    "Autoformer": {"hidden_size": 16, "conv_hidden_size": 16, "n_head": 2, "encoder_layers": 1},
-    "FEDformer": {"hidden_size": 16, "conv_hidden_size": 16, "modes": 8, "encoder_layers": 1},
-    "VanillaTransformer": {"hidden_size": 16, "conv_hidden_size": 16, "n_head": 2, "encoder_layers": 1},
-    "iTransformer": {"hidden_size": 16, "n_heads": 2, "e_layers": 1, "d_ff": 32},
-}
+PAPER = Path(__file__).resolve().parents[2] / "pipelines" / "paper.yaml"
 
 
-def test_tiny_settings_cover_every_model():
-    assert set(TINY) == set(fc.MODELS)
+def tiny_params() -> dict[str, dict]:
+    """Each model's parameters in pipelines/paper.yaml's small profile (tiny layers), keyed by model name."""
+    pipe = load_pipeline(PAPER, "small")
+    return {s.params["model"]: s.params for s in pipe.stages
+            if s.function.endswith(":train_forecast") and "prepare_forecast" in s.depends_on}
+
+
+TINY = tiny_params()
+
+
+def test_paper_pipeline_trains_every_model():
+    assert sorted(TINY) == sorted(fc.MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +39,7 @@ def prepared(tmp_path_factory, make_ctx):
 
 @pytest.mark.parametrize("name", fc.MODELS)
 def test_model_trains_saves_and_scores(name, prepared, make_ctx):
-    params = {"model": name, "horizon": 12, "input_size": 24, "max_steps": 2, "batch_size": 8,
-              "resume": False, "plot_series": 0, **TINY[name]}
+    params = {**TINY[name], "max_steps": 2, "resume": False}
     ctx = make_ctx(prepared, f"train_{name.lower()}", params, {"prepare_forecast": prepared / "prepare_forecast"})
     metrics = stages.train_forecast(ctx)
     assert metrics["models"] == [name] and metrics["resumed"] is False
