@@ -6,6 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deeprc-installed
 EXTRAS ?= mpi,test
 PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
+# torch's build: cpu (PyTorch's CPU index), a CUDA tag such as cu128, or pypi (PyPI's own build);
+# TORCH_INDEX_URL overrides the index (a mirror). See deploy/install_torch.py.
+TORCH_VARIANT ?= cpu
+TORCH_INDEX_URL ?=
+export TORCH_VARIANT TORCH_INDEX_URL
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-fast infra bench clean constraints help
@@ -19,13 +24,20 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt deploy/install_torch.py
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+	  { echo "make install: DeepRC needs Python 3.10 or newer; $(PYTHON) is $$($(PYTHON) -V 2>&1). Fix: make PYTHON=python3.11 install"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python deploy/install_torch.py --constraints constraints.txt $(PIP_FLAGS) -q
 	$(BIN)/pip install $(PIP_FLAGS) -q -c constraints.txt -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
-demo: install
-	$(BIN)/deeprc-deploy run pipelines/demo.yaml --site local
+# Prints where the time went: install, then the run's own split (pilot start, stages, report).
+demo:
+	@t0=$$(date +%s); $(MAKE) --no-print-directory install || exit 1; t1=$$(date +%s); \
+	$(BIN)/deeprc-deploy run pipelines/demo.yaml --site local; rc=$$?; t2=$$(date +%s); \
+	echo "make demo: install $$((t1 - t0)) s, pipeline $$((t2 - t1)) s (command to report), total $$((t2 - t0)) s"; \
+	exit $$rc
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -ra --durations=25 $(PYTEST_ARGS)
@@ -44,9 +56,7 @@ bench: install
 	$(BIN)/python benchmarks/pilot_vs_batch.py
 
 constraints: install
-	{ echo "# Versions verified together on Debian 12 / Python 3.11 (make install uses this file)."; \
-	  echo "# Regenerate: make constraints"; \
-	  $(BIN)/pip freeze | grep -v -E '^(-e |deeprc)'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+	$(BIN)/python deploy/freeze_constraints.py constraints.txt
 
 clean:
 	rm -rf $(VENV) runs rp.session.* .pytest_cache .hypothesis build dist *.egg-info

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +64,15 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
                  run_dir: str | Path | None = None, stages: list[str] | None = None, resume: bool = True,
                  cores: int | None = None, quiet: bool = False, report: bool = True,
                  pilot: Any = None) -> tuple[Any, Path]:
-    """Run a pipeline file and return (RunResult, run folder). Used by the CLI, tests and benchmarks."""
+    """Run a pipeline file and return (RunResult, run folder). Used by the CLI, tests and benchmarks.
+
+    The run records the `deeprc-deploy run ...` command line that repeats (resumes) it.
+    """
     from rich.console import Console
 
     from deeprc.pipeline.engine import Engine
     from deeprc.pipeline.progress import Progress, stage_table
-    from deeprc.pipeline.runfolder import RunFolder
+    from deeprc.pipeline.runfolder import RunFolder, provenance
     from deeprc.pipeline.spec import load_pipeline
 
     pipe = load_pipeline(pipeline, profile)
@@ -77,6 +82,10 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
         pipe.stage(s)
     check_stages(pipe, list(stages or pipe.names), site)
     run.create(pipe, keep_others=bool(stages))
+    command = ["deeprc-deploy", "run", str(pipeline), "--site", site_name, "--runner", runner, "--profile", profile,
+               "--run-dir", str(run.path), *[a for s in stages or [] for a in ("--stage", s)],
+               *(["--cores", str(cores)] if cores else []), *([] if resume else ["--no-resume"])]
+    run.set_run("starting", **provenance(shlex.join(command), site_name))
     if runner == "batch":
         from deeprc.pipeline.batch import BatchBackend
 
@@ -92,6 +101,7 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
     with Progress(run, title, console) as prog:
         engine = Engine(pipe, run, backend, only=list(stages or []), resume=resume, on_change=prog.update, say=prog.say)
         result = engine.execute()
+    t_report = time.time()
     if report:
         from deeprc.pipeline.report import build_report
 
@@ -103,6 +113,12 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
     console.print(stage_table(run, f"{pipe.name}: {result.state} in {result.wall_s:.1f} s", metrics=True))
     if report and md:
         console.print(f"report: {md} and {html}")
+    from deeprc.pipeline.report import time_split
+
+    split = time_split(run.path)
+    if split:
+        console.print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in split.items())
+                      + (f", report {time.time() - t_report:.1f} s" if report else ""))
     return result, run.path
 
 
@@ -165,9 +181,9 @@ def _delegate_launch(pipeline: str, site_name: str, profile: str, run_dir: str |
 @click.command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 def report(run_dir: str) -> None:
-    """Rebuild report.md, report.html and the timeline chart of RUN_DIR."""
+    """(Re)write report.md, report.html and the timeline chart of the run folder RUN_DIR (nothing else)."""
     from deeprc.pipeline.report import build_report
     from deeprc.pipeline.runfolder import require_run
 
-    md, html = build_report(require_run(run_dir))
+    md, html = build_report(run_dir)
     click.echo(f"report: {md} and {html}")

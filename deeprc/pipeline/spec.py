@@ -232,6 +232,8 @@ def parse_pipeline(data: Any, path: str | Path = "<pipeline>", profile: str = "f
     path = Path(path)
     if not isinstance(data, dict):
         raise config_error(path, None, "a pipeline must be a YAML mapping", "start the file with 'name:' and 'stages:'")
+    # `x-...` keys hold shared values for YAML anchors (as in compose files); they are not read
+    data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
     for key in data:
         if key not in TOP_KEYS:
             raise config_error(path, str(key), f"unknown key '{key}'", f"{_nearest(str(key), TOP_KEYS)} (remove or rename it)")

@@ -85,6 +85,43 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _deepcopies_hparams() -> bool:
+    """neuralforecast 3.x serialises a model by deep-copying its hparams (loss modules included)."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    return Version("3") <= Version(version("neuralforecast")) < Version("4")
+
+
+def release_loss_graphs(models: list[Any]) -> int:
+    """Detach tensors that a loss module cached during training (they keep autograd history).
+
+    neuralforecast 3.x: `DistributionLoss.get_distribution` (and the mixture losses) keep the last
+    batch's `distr_mean` on the loss, still attached to the graph; `save` deep-copies the hparams,
+    which hold that loss, and torch refuses to deep-copy a non-leaf tensor ("Only Tensors created
+    explicitly by the user (graph leaves) support the deepcopy protocol"). This broke saving DeepAR
+    (and any model given a distribution loss). Version-gated: re-check on a neuralforecast upgrade.
+    Returns how many tensors were detached.
+    """
+    import torch
+
+    if not _deepcopies_hparams():
+        return 0
+    count = 0
+    for model in models:
+        losses = [getattr(model, "loss", None), getattr(model, "valid_loss", None),
+                  *dict(getattr(model, "hparams", {})).values()]
+        for loss in losses:
+            if not isinstance(loss, torch.nn.Module):
+                continue
+            for key, value in vars(loss).items():
+                if isinstance(value, torch.Tensor) and value.grad_fn is not None:
+                    setattr(loss, key, value.detach())
+                    count += 1
+    return count
+
+
 def fit_or_resume(models: list[Any], train: pd.DataFrame, freq: str, checkpoint: Path, config: dict[str, Any],
                   resume: bool, rank: int, log: logging.Logger) -> tuple[Any, bool]:
     """Fit a NeuralForecast, or load it from `checkpoint` when the saved config hash matches."""
@@ -98,6 +135,7 @@ def fit_or_resume(models: list[Any], train: pd.DataFrame, freq: str, checkpoint:
     nf = NeuralForecast(models=models, freq=freq)
     nf.fit(df=train)
     if rank == 0:
+        release_loss_graphs(nf.models)
         nf.save(str(checkpoint), overwrite=True, save_dataset=False)
         stamp.write_text(json.dumps({"hash": digest, "config": config}, default=str))
     return nf, False

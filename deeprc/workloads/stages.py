@@ -129,8 +129,9 @@ def train_forecast(ctx: StageContext) -> dict:
     pred.merge(test[["unique_id", "ds", "y"]], on=["unique_id", "ds"], how="left").to_parquet(
         ctx.outdir / "predictions.parquet", index=False)
     scores.assign(stage=ctx.name, kind="forecast").to_parquet(ctx.outdir / "metrics.parquet", index=False)
-    forecast_plot(train, test, pred, ctx.outdir / f"forecast_{'_'.join(names)}.png",
-                  max_series=param(ctx, "plot_series", 4, int))
+    plot_series = param(ctx, "plot_series", 4, int)
+    if plot_series > 0:  # 0: no figure
+        forecast_plot(train, test, pred, ctx.outdir / f"forecast_{'_'.join(names)}.png", max_series=plot_series)
     naive = summary.set_index("model").loc["SeasonalNaive"]
     out: dict[str, Any] = {}
     for _, row in summary.iterrows():
@@ -203,22 +204,30 @@ def prepare_hydrology(ctx: StageContext) -> dict:
     if ctx.rank != 0:
         return {}
     parts = [item for rank_items in gathered for item in rank_items]
-    forcings = parts[0][2]
-    for rows, info, f in parts:
-        if f != forcings:
-            raise DeepRCError(f"stage '{ctx.name}': basins have different forcings ({forcings} vs {f}). "
-                              "Fix: set params.forcings to columns that every basin has.")
     table = pd.concat([p[0] for p in parts], ignore_index=True)
-    norm = {"forcings": forcings, "test_years": test_years, "basins": {}}
-    for _, info, _ in parts:
-        norm["basins"].update(info)
+    shared = [c for c in parts[0][2] if all(c in p[2] for p in parts)]
+    norm = {"forcings": shared, "test_years": test_years, "basins": {}}
+    for _, info, f in parts:  # each basin keeps its own forcings; a model trains on one set (train_hydrology)
+        norm["basins"].update({name: dict(i, forcings=f) for name, i in info.items()})
     ctx.outdir.mkdir(parents=True, exist_ok=True)
     table.to_parquet(ctx.outdir / "basin.parquet", index=False)
     (ctx.outdir / "norm.json").write_text(json.dumps(norm, indent=2))
     counts = table.groupby("split").size().to_dict()
-    ctx.log.info("prepared %d basin(s) with forcings %s", len(norm["basins"]), forcings)
-    return {"basins": list(norm["basins"]), "forcings": forcings, "train_days": int(counts.get("train", 0)),
+    ctx.log.info("prepared %d basin(s) with forcings %s", len(norm["basins"]), shared)
+    return {"basins": list(norm["basins"]), "forcings": shared, "train_days": int(counts.get("train", 0)),
             "test_days": int(counts.get("test", 0)), "test_years": test_years}
+
+
+def _stage_forcings(stage: str, norm: dict, basins: list[str]) -> list[str]:
+    """The forcings shared by the basins one model trains on (an error when they differ)."""
+    sets = {b: norm["basins"][b].get("forcings", norm["forcings"]) for b in basins}
+    first = sets[basins[0]]
+    for name, f in sets.items():
+        if f != first:
+            raise DeepRCError(f"stage '{stage}': basins '{basins[0]}' and '{name}' have different forcings ({first} vs "
+                              f"{f}), so one model cannot train on both. Fix: set prepare_hydrology's params.forcings "
+                              "to columns every basin has, or train them in separate stages (params.basins).")
+    return first
 
 
 def train_hydrology(ctx: StageContext) -> dict:
@@ -230,6 +239,15 @@ def train_hydrology(ctx: StageContext) -> dict:
     src = upstream_with(ctx, "basin.parquet", "prepare_hydrology")
     table = pd.read_parquet(src / "basin.parquet")
     norm = json.loads((src / "norm.json").read_text())
+    only = param(ctx, "basins")
+    if only:  # a subset of the prepared basins (one model per basin: one stage each)
+        only = [only] if isinstance(only, str) else list(only)
+        unknown = [b for b in only if b not in norm["basins"]]
+        if unknown:
+            raise DeepRCError(f"stage '{ctx.name}' parameter 'basins': {', '.join(unknown)} not prepared upstream "
+                              f"(prepared: {', '.join(norm['basins'])}). Fix: name prepared basins, or add them to "
+                              "prepare_hydrology's `basin` list.")
+        table = table[table["basin"].isin(only)]
     arch = param(ctx, "arch", "lstm", str).lower()
     if arch not in hy.ARCHS:
         raise DeepRCError(f"stage '{ctx.name}' parameter 'arch': unknown architecture '{arch}'. "
@@ -240,7 +258,7 @@ def train_hydrology(ctx: StageContext) -> dict:
     units = param(ctx, "units", 32, int)
     lr = param(ctx, "lr", 0.003, float)
     seed = param(ctx, "seed", ctx.seed, int)
-    forcings = norm["forcings"]
+    forcings = _stage_forcings(ctx.name, norm, list(table["basin"].unique()))
     xs, ys, evals = [], [], []
     for name, part in table.groupby("basin", sort=False):
         stats = norm["basins"][name]["stats"]

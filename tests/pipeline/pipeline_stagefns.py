@@ -16,7 +16,25 @@ def write(ctx):
     value = up + int(ctx.params.get("add", 1))
     if ctx.rank == 0:
         (ctx.outdir / "out.json").write_text(json.dumps({"value": value, "size": ctx.size}))
+        if ctx.params.get("plot"):
+            plot_values(ctx.outdir / "values.png", {n: json.loads((p / "out.json").read_text())["value"]
+                                                    for n, p in ctx.inputs.items()} | {ctx.name: value})
     return {"value": value, "ranks": ctx.size}
+
+
+def plot_values(path, values):
+    """A bar chart of the values (a real PNG for the report)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 2.5))
+    ax.bar(list(values), list(values.values()), color="tab:blue")
+    ax.set_title("stage values")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def allreduce(ctx):

@@ -12,12 +12,6 @@ from deeprc.pipeline.cli import failure_error, run_pipeline
 from deeprc.pipeline.report import task_spans
 from deeprc.pipeline.runfolder import RunFolder
 
-DIAMOND = [
-    {"name": "a", "function": "pipeline_stagefns:write", "ranks": 2, "outputs": ["out.json", "part-1.txt"]},
-    {"name": "b", "function": "pipeline_stagefns:write", "depends_on": ["a"], "params": {"sleep": 2}},
-    {"name": "c", "function": "pipeline_stagefns:allreduce", "depends_on": ["a"], "ranks": 2, "params": {"sleep": 2}},
-    {"name": "d", "function": "pipeline_stagefns:write", "depends_on": ["b", "c"], "outputs": ["out.json"]},
-]
 
 
 def spans_by_stage(run_dir):
@@ -26,16 +20,6 @@ def spans_by_stage(run_dir):
 
 def outputs(run_dir):
     return {n: json.loads((run_dir / "stages" / n / "out.json").read_text()) for n in "abcd"}
-
-
-@pytest.fixture(scope="module")
-def diamond_pilot(pilot, tmp_path_factory, write_spec):
-    folder = tmp_path_factory.mktemp("diamond")
-    spec = write_spec(folder, DIAMOND)
-    t0 = time.time()
-    # a 4-core budget: b (1 rank) and c (2 ranks) fit side by side, whatever this machine has
-    result, run_dir = run_pipeline(spec, runner="pilot", run_dir=folder / "run", pilot=pilot, quiet=True, cores=4)
-    return spec, result, run_dir, time.time() - t0
 
 
 def test_pilot_dag_order_and_values(diamond_pilot):
@@ -67,9 +51,9 @@ def test_pilot_runs_independent_stages_concurrently(diamond_pilot):
     assert b["started"] < c["ended"] and c["started"] < b["ended"], (b, c)
 
 
-def test_pilot_keeps_to_the_core_budget(pilot, tmp_path, write_spec):
+def test_pilot_keeps_to_the_core_budget(pilot, tmp_path, write_spec, diamond):
     """With 2 cores, c (2 ranks) and b (1 rank) cannot overlap: the larger starts first, then b."""
-    spec = write_spec(tmp_path, DIAMOND)
+    spec = write_spec(tmp_path, diamond)
     result, run_dir = run_pipeline(spec, runner="pilot", run_dir=tmp_path / "run", pilot=pilot, quiet=True, cores=2)
     assert result.state == "done", result.stages
     sp = spans_by_stage(run_dir)
@@ -166,10 +150,10 @@ def test_executable_and_command_stages(pilot, tmp_path, write_spec):
     assert (run_dir / "stages" / "cmd" / "r1.txt").read_text().strip() == "rank 1"
 
 
-def test_stage_option_needs_upstream(tmp_path, stagefns_on_path, write_spec):
+def test_stage_option_needs_upstream(tmp_path, stagefns_on_path, write_spec, diamond):
     from deeprc.errors import DeepRCError
 
-    spec = write_spec(tmp_path, DIAMOND)
+    spec = write_spec(tmp_path, diamond)
     with pytest.raises(DeepRCError, match=r"needs the outputs of 'a'.*--stage a"):
         run_pipeline(spec, runner="batch", run_dir=tmp_path / "run", stages=["b"], quiet=True)
     result, run_dir = run_pipeline(spec, runner="batch", run_dir=tmp_path / "run", stages=["a"], quiet=True)
@@ -178,12 +162,12 @@ def test_stage_option_needs_upstream(tmp_path, stagefns_on_path, write_spec):
     assert result.stages["b"]["state"] == "done"
 
 
-def test_parallel_stage_jobs_share_status(tmp_path, stagefns_on_path, write_spec):
+def test_parallel_stage_jobs_share_status(tmp_path, stagefns_on_path, write_spec, diamond):
     """Two `run --stage` processes at once (as Slurm batch jobs of independent stages do) keep both states."""
     import subprocess
     import sys
 
-    spec = write_spec(tmp_path, DIAMOND)
+    spec = write_spec(tmp_path, diamond)
     run_dir = tmp_path / "run"
     result, _ = run_pipeline(spec, runner="batch", run_dir=run_dir, stages=["a"], quiet=True)
     assert result.state == "done"
