@@ -164,6 +164,10 @@ class Pilot:
         from deeprc.pipeline import rp_sitecustomize
 
         check_patch_env()
+        # RP starts its agent through a login shell; only sites that load modules need one (rp_sitecustomize)
+        site = self.site
+        modules = site is not None and bool(site.module_reset or site.module_use or site.modules)
+        os.environ["DEEPRC_RP_LOGIN_SHELL"] = "1" if modules else "0"
         rp_sitecustomize.install()  # this process starts the client's bridges and components
         import radical.pilot as rp
 

@@ -19,7 +19,11 @@ when its module is first imported, and skipped when the module does not look as 
 * ``start``: component managers start their bridges and components one after another, each start
   returning only once the process is up (7 agent bridges: 1.8 s); here they start side by side. The
   raptor master's and workers' fixed 1 s "let ZMQ settle" sleeps become 0.2 s, and a subscriber
-  stops without waiting out its listener's 500 ms poll (closing a task manager took 1.5 s).
+  stops without waiting out its listener's 500 ms poll (closing a task manager took 1.5 s). The
+  pilot's bootstrap runs as ``bash bootstrap_0.sh`` instead of ``bash -l``, so the user's login files
+  (``~/.profile`` -> ``~/.bashrc``: pyenv, conda init) do not run on every pilot start (a stale
+  ``pyenv rehash`` lock cost every start 60 s); sites that load modules keep the login shell
+  (``DEEPRC_RP_LOGIN_SHELL=1``, set by the pilot).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ _QUEUE = "radical.utils.zmq.queue"
 _PUBSUB = "radical.utils.zmq.pubsub"
 _COMPONENT = "radical.pilot.utils.component"
 _CMGR = "radical.pilot.utils.component_manager"
+_LAUNCHING = "radical.pilot.pmgr.launching.base"
 _RAPTOR = ("radical.pilot.raptor.master", "radical.pilot.raptor.worker", "radical.pilot.raptor.worker_mpi")
 IDLE_POLL_MS = 200  # a held-open bridge wakes this often to check for termination
 INPUT_WAIT_MS = 20  # a component's work loop waits this long on its queue before checking for termination
@@ -245,6 +250,22 @@ def _parallel_start(module: types.ModuleType) -> None:
     cmgr._wait_startup = _wait_startup
 
 
+def _no_login_shell(module: types.ModuleType) -> None:
+    cls = module.PMGRLaunchingComponent
+    prepare = cls._prepare_pilot
+
+    def _prepare_pilot(self, *args, **kwargs):  # noqa: ANN001, ANN202 - RP's method
+        out = prepare(self, *args, **kwargs)
+        pilot = args[2] if len(args) > 2 else kwargs.get("pilot")
+        jd = pilot.get("jd_dict") if isinstance(pilot, dict) else None
+        argv = list(getattr(jd, "arguments", None) or [])
+        if argv[:1] == ["-l"] and str(argv[1:2]).endswith("bootstrap_0.sh']"):
+            jd.arguments = argv[1:]
+        return out
+
+    cls._prepare_pilot = _prepare_pilot
+
+
 def _settle(seconds: float) -> Callable[[types.ModuleType], None]:
     """Shorten the raptor master's and workers' fixed 1 s "let ZMQ settle" sleeps (sleeps of other
     lengths, e.g. heartbeats, keep theirs)."""
@@ -304,6 +325,8 @@ def patches() -> dict[str, Callable[[types.ModuleType], None]]:
         out[_CMGR] = _parallel_start
         out[_PUBSUB] = _quick_unsubscribe
         out.update({name: _settle(SETTLE_S) for name in _RAPTOR})
+        if os.environ.get("DEEPRC_RP_LOGIN_SHELL", "0") != "1":
+            out[_LAUNCHING] = _no_login_shell
     return out
 
 

@@ -175,3 +175,21 @@ def test_the_running_agent_loaded_the_hook(pilot):
         time.sleep(0.5)
     for w in wanted:
         assert w in text, f"{pilot.base}/{pattern}: {text[-2000:]!r}"
+
+
+def test_pilot_bootstrap_skips_the_login_shell(pilot):
+    """The shared pilot's bootstrap runs as `bash bootstrap_0.sh`, not `bash -l` (which ran the user's
+    ~/.profile and ~/.bashrc, pyenv and conda init, on every pilot start); the agent still came up."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        argv = proc.info["cmdline"] or []
+        if any(str(pilot.base) in a and a.endswith("bootstrap_0.sh") for a in argv):
+            found.append(argv)
+    assert found, f"no bootstrap_0.sh process of the pilot under {pilot.base}"
+    for argv in found:
+        script = next(i for i, a in enumerate(argv) if a.endswith("bootstrap_0.sh"))
+        assert "-l" not in argv[1:script], argv
+    pilot.pilot.wait(state=["PMGR_ACTIVE", "DONE", "FAILED", "CANCELED"], timeout=180)
+    assert pilot.pilot.state == "PMGR_ACTIVE", pilot.pilot.state
