@@ -8,6 +8,7 @@ site and versions; a screenshot of the whole page is kept next to the report (re
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -49,6 +50,11 @@ class Chromium:
         self.timeout, self._id, self._buf = timeout, 0, b""
         to_child, self._to_browser = os.pipe()
         self._from_browser, from_child = os.pipe()
+        # the child's ends above fd 4, so that dup2 onto 3 and 4 never meets one of the pipes' own fds
+        for low in (to_child, from_child):
+            high = fcntl.fcntl(low, fcntl.F_DUPFD_CLOEXEC, 10)
+            os.close(low)
+            to_child, from_child = (high, from_child) if low == to_child else (to_child, high)
 
         def fds() -> None:  # the browser reads commands on fd 3 and answers on fd 4
             os.dup2(to_child, 3)
