@@ -43,7 +43,7 @@ test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -ra --durations=25 $(PYTEST_ARGS)
 
 test-fast: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -ra -m "not slow and not podman and not slurm" $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -ra -m "not slow and not podman and not slurm and not cluster" $(PYTEST_ARGS)
 
 infra:
 	bash tests/infra/slurm.sh

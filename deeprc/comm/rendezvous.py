@@ -54,10 +54,12 @@ def my_address(single_node: bool) -> str:
 def site_interface() -> str | None:
     """The first interface the site names for Gloo or NCCL traffic (None when it names none)."""
     for var in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):
-        for name in os.environ.get(var, "").split(","):
-            name = name.strip().lstrip("=")
-            if name and not name.startswith("^"):
-                return name
+        value = os.environ.get(var, "").strip()
+        if value.startswith("^"):  # NCCL's "every interface but these"
+            continue
+        for name in value.split(","):
+            if name.strip().lstrip("="):
+                return name.strip().lstrip("=")
     return None
 
 
