@@ -37,6 +37,16 @@ class DeepRCEnvironment(ClusterEnvironment):
         self._addr, self._port = comm.bcast(endpoint, root=0)
         pin_gloo_interface(self._addr, len(order) == 1)  # Lightning's Gloo group binds to it
 
+    def __deepcopy__(self, memo: dict) -> "DeepRCEnvironment":
+        """The environment itself: it stands for the live process group, and an MPI sub-communicator
+        (a raptor worker's) cannot be copied (Lightning deep-copies a model's init arguments)."""
+        return self
+
+    def __reduce__(self) -> tuple:
+        """Refused with TypeError, which Lightning's `is_picklable` expects: it then leaves the strategy
+        out of the saved hparams (mpi4py's own refusal is a ValueError, which Lightning lets through)."""
+        raise TypeError("DeepRCEnvironment stands for a live process group and cannot be pickled")
+
     @property
     def creates_processes_externally(self) -> bool:
         return True

@@ -153,6 +153,25 @@ def single_device(nf: Any) -> None:
         tk["plugins"] = [LightningEnvironment()]  # not the scheduler's (e.g. SLURMEnvironment)
 
 
+def leave_process_group() -> None:
+    """After DDP training on a warm worker: drop torch's process group and Lightning's process-wide rank.
+
+    The worker process runs later stages too; left as DDP left them (rank_zero_only.rank = this
+    rank, the group initialised), a later single-rank stage on what was rank 1 behaved as a
+    non-zero rank and its checkpoint was never written.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    for module in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+        try:
+            mod = __import__(module, fromlist=["rank_zero_only"])
+        except ImportError:
+            continue
+        mod.rank_zero_only.rank = 0
+
+
 def predict(nf: Any, train: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Forecasts after the end of `train` in long form: unique_id, ds, model, y_hat."""
     fc = nf.predict(df=train).reset_index()

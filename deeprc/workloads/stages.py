@@ -120,6 +120,7 @@ def train_forecast(ctx: StageContext) -> dict:
     if ctx.size > 1:
         fc.single_device(nf)
         ctx.comm.barrier()
+        fc.leave_process_group()
     if ctx.rank != 0:
         return {}
     pred = fc.predict(nf, train, names)
@@ -128,7 +129,8 @@ def train_forecast(ctx: StageContext) -> dict:
     summary = fc.summarise(scores)
     pred.merge(test[["unique_id", "ds", "y"]], on=["unique_id", "ds"], how="left").to_parquet(
         ctx.outdir / "predictions.parquet", index=False)
-    scores.assign(stage=ctx.name, kind="forecast").to_parquet(ctx.outdir / "metrics.parquet", index=False)
+    scores.assign(stage=ctx.name, kind="forecast", dataset=str(meta.get("dataset", ""))).to_parquet(
+        ctx.outdir / "metrics.parquet", index=False)
     plot_series = param(ctx, "plot_series", 4, int)
     if plot_series > 0:  # 0: no figure
         forecast_plot(train, test, pred, ctx.outdir / f"forecast_{'_'.join(names)}.png", max_series=plot_series)
@@ -340,19 +342,32 @@ def evaluate(ctx: StageContext) -> dict:
     text = [f"# Evaluation ({ctx.profile} profile)\n"]
     if "kind" in table and (table["kind"] == "forecast").any():
         fc = table[table["kind"] == "forecast"]
-        summary = (fc.groupby(["stage", "model"], sort=False)[["MAE", "RMSE", "sMAPE", "MASE"]].mean()
+        fc = fc.assign(dataset=fc["dataset"].fillna("") if "dataset" in fc else "")
+        summary = (fc.groupby(["dataset", "stage", "model"], sort=False)[["MAE", "RMSE", "sMAPE", "MASE"]].mean()
                    .reset_index())
-        naive = summary[summary["model"] == "SeasonalNaive"].drop_duplicates("model")
-        models = summary[summary["model"] != "SeasonalNaive"].sort_values("MASE")
-        summary = pd.concat([models, naive], ignore_index=True)
+        datasets = list(dict.fromkeys(summary["dataset"]))
+        parts = []
+        for i, ds in enumerate(datasets):  # seasonal naive is the reference of its own data set
+            mine = summary[summary["dataset"] == ds]
+            naive = mine[mine["model"] == "SeasonalNaive"].drop_duplicates("model")
+            models = mine[mine["model"] != "SeasonalNaive"].sort_values("MASE")
+            parts += [models, naive]
+            prefix = "" if i == 0 else f"{ds}_"
+            if len(models):
+                best = models.iloc[0]
+                out.update({f"{prefix}best_forecast_model": str(best["model"]),
+                            f"{prefix}best_MASE": json_float(best["MASE"]),
+                            f"{prefix}best_sMAPE": json_float(best["sMAPE"])})
+            if len(naive):
+                out[f"{prefix}naive_MASE"] = json_float(naive["MASE"].iloc[0])
+                beat = int((models["MASE"] < naive["MASE"].iloc[0]).sum())
+                out[f"{prefix}models_beating_naive"] = f"{beat}/{len(models)}"
+        summary = pd.concat(parts, ignore_index=True)
+        if len(datasets) == 1:
+            summary = summary.drop(columns="dataset")
         text += ["## Forecasting (mean over series, held-out horizon)\n", markdown_table(summary)]
-        metric_bars(summary.assign(label=summary["model"]), "MASE", "label", ctx.outdir / "forecast_mase.png", 1.0)
-        if len(models):
-            best = models.iloc[0]
-            out.update(best_forecast_model=str(best["model"]), best_MASE=json_float(best["MASE"]),
-                       best_sMAPE=json_float(best["sMAPE"]))
-        if len(naive):
-            out["naive_MASE"] = json_float(naive["MASE"].iloc[0])
+        first = summary[summary.get("dataset", pd.Series(datasets[0], index=summary.index)) == datasets[0]]
+        metric_bars(first.assign(label=first["model"]), "MASE", "label", ctx.outdir / "forecast_mase.png", 1.0)
     if "kind" in table and (table["kind"] == "hydrology").any():
         hy = table[table["kind"] == "hydrology"]
         summary = hy[["stage", "model", "basin", "NSE", "KGE", "RMSE"]].sort_values("NSE", ascending=False)

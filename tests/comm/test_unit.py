@@ -82,3 +82,26 @@ def test_bad_backend_is_a_clear_error():
 
     with pytest.raises(DeepRCError, match="unknown backend 'mpich'"):
         dc.init("mpich")
+
+
+def test_lightning_environment_survives_hparam_handling():
+    """Lightning deep-copies a model's init arguments (the DDP strategy included) and pickles them
+    to clean them; an MPI sub-communicator, as a raptor worker's, can be neither."""
+    import copy
+
+    from mpi4py import MPI
+
+    import deeprc.comm
+    from deeprc.comm.lightning_env import DeepRCEnvironment
+
+    env = DeepRCEnvironment(deeprc.comm.init())
+    env.comm = MPI.COMM_WORLD.Dup()  # not a predefined handle: mpi4py refuses to pickle it
+    try:
+        with pytest.raises(ValueError, match="cannot serialize"):
+            copy.deepcopy(env.comm)
+        assert copy.deepcopy({"strategy": [env]})["strategy"][0] is env
+        from pytorch_lightning.utilities.parsing import is_picklable
+
+        assert not is_picklable(env)  # Lightning drops it from the hparams instead of failing
+    finally:
+        env.comm.Free()

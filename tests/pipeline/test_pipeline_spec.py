@@ -115,3 +115,15 @@ def test_launcher_lines_local_and_site():
     assert line[line.index("/img/d.sif") + 1] == "python"  # the image's Python, not this venv's
     cmd = stage_launch_argv(Path("/r"), Stage(name="c", command=["echo", "{outdir}"]), 1, site)
     assert cmd[0] == "srun" and "apptainer" not in cmd and cmd[-2:] == ["echo", "/r/stages/c"]
+
+
+def test_x_keys_hold_anchors_and_are_not_read(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nx-shared: &s {a: 1, b: 2}\nstages:\n"
+                    "  - {name: one, function: 'm:f', params: {<<: *s, b: 3}}\n"
+                    "x-typo-still-ignored: 1\n")
+    pipe = load_pipeline(path)
+    assert pipe.stage("one").params == {"a": 1, "b": 3} and "x-shared" not in pipe.to_yaml()
+    path.write_text("name: p\nshared: 1\nstages:\n  - {name: one, function: 'm:f'}\n")
+    with pytest.raises(DeepRCError, match="unknown key 'shared'"):
+        load_pipeline(path)
