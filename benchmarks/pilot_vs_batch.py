@@ -151,10 +151,9 @@ def slurm_runs(pipeline: str, profile: str, runs: int, out: Path, site: str = "l
         print("slurm: `deeprc-deploy launch` is not available; skipped")
         return None
     n = len(load_pipeline(pipeline, profile).stages)
-    res: dict = {}
-    for mode in ("pilot", "batch"):
-        walls = []
-        for i in range(runs):
+    res: dict = {mode: {"walls": []} for mode in ("pilot", "batch")}
+    for i in range(runs):
+        for mode in ("pilot", "batch"):  # interleaved, so machine-load drift hits both modes alike
             run_dir = out / f"{site}-{mode}-{i}"
             t0 = time.time()
             p = subprocess.run([sys.executable, "-m", "deeprc.cli", "launch", pipeline, "--site", site,
@@ -162,10 +161,11 @@ def slurm_runs(pipeline: str, profile: str, runs: int, out: Path, site: str = "l
                                capture_output=True, text=True, cwd=ROOT)
             if p.returncode != 0 or not _wait_run(run_dir, n):
                 print(f"{site} {mode} run failed: {p.stdout[-1500:]}{p.stderr[-1500:]} (see {run_dir})")
-                return res or None
-            walls.append(time.time() - t0)
-            print(f"  {site} {mode}: {walls[-1]:.1f} s", flush=True)
-        res[mode] = {"walls": walls, "median_s": statistics.median(walls)}
+                return None
+            res[mode]["walls"].append(time.time() - t0)
+            print(f"  {site} {mode}: {res[mode]['walls'][-1]:.1f} s", flush=True)
+    for mode in ("pilot", "batch"):
+        res[mode]["median_s"] = statistics.median(res[mode]["walls"])
     res["ratio"] = res["pilot"]["median_s"] / res["batch"]["median_s"]
     return res
 
