@@ -86,6 +86,10 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
                "--run-dir", str(run.path), *[a for s in stages or [] for a in ("--stage", s)],
                *(["--cores", str(cores)] if cores else []), *([] if resume else ["--no-resume"])]
     run.set_run("starting", **provenance(shlex.join(command), site_name))
+    if not os.environ.get("USER"):  # container runtimes (ch-run) refuse to start without it
+        import getpass
+
+        os.environ["USER"] = getpass.getuser()
     if runner == "batch":
         from deeprc.pipeline.batch import BatchBackend
 

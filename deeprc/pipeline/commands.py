@@ -13,6 +13,9 @@ from deeprc.errors import DeepRCError
 from deeprc.pipeline.spec import Stage
 
 
+IMAGE_PYTHON = "python"  # the image's interpreter: first on the image's PATH (containers/recipe.yaml `env`)
+
+
 def root_mpi_env() -> dict[str, str]:
     """Open MPI refuses to start as root without these."""
     if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -44,10 +47,10 @@ def stage_env(run_dir: Path, stage: Stage, attempt: int) -> dict[str, str]:
     return env
 
 
-def _fill(arg: str, run_dir: Path, stage: Stage) -> str:
+def _fill(arg: str, run_dir: Path, stage: Stage, python: str | None = None) -> str:
     try:
         return arg.format(run_dir=run_dir, outdir=run_dir / "stages" / stage.name, stage=stage.name,
-                          python=sys.executable)
+                          python=python or sys.executable)
     except (KeyError, IndexError, ValueError):
         return arg  # braces that are not ours stay as written
 
@@ -62,7 +65,7 @@ def stage_argv(run_dir: Path, stage: Stage, attempt: int, site: Any = None, wrap
     if stage.kind == "function":
         return [python or sys.executable, "-m", "deeprc.pipeline.entry", "--run-dir", str(run_dir), "--stage", stage.name,
                 "--attempt", str(attempt)]
-    argv = [_fill(a, run_dir, stage) for a in (stage.command or stage.image_command or [])]
+    argv = [_fill(a, run_dir, stage, python) for a in (stage.command or stage.image_command or [])]
     if stage.kind == "image_command" and wrap_image:
         argv = in_image(argv, site, stage, run_dir)
     return argv
@@ -106,8 +109,8 @@ def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int, site: Any = Non
     """The whole launcher line of one stage attempt (batch runner).
 
     Locally: this venv's mpiexec. On a scheduler site (inside the stage's job): the site's launcher,
-    GPU binding and container runtime via `deeprc.runtimes.rank_command` (function and image stages
-    run inside the site's image when it has one; plain commands run on the host).
+    GPU binding and container runtime via `deeprc.runtimes.rank_command`: every stage, commands
+    included, runs inside the site's image when it has one (`{python}` is then the image's Python).
     """
     if is_local(site):
         return launch_argv(stage.ranks, stage_argv(run_dir, stage, attempt, site), site, stage.cores_per_rank)
@@ -115,7 +118,7 @@ def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int, site: Any = Non
 
     container = getattr(site, "container", None)
     imaged = container is not None and getattr(container, "runtime", "none") != "none"
-    python = "python" if imaged and stage.kind == "function" else None  # the image's own Python
+    python = IMAGE_PYTHON if imaged else None
     return rank_command(site, stage.ranks, stage_argv(run_dir, stage, attempt, site, wrap_image=False, python=python),
                         cores_per_rank=stage.cores_per_rank, gpus_per_rank=stage.gpus_per_rank,
-                        binds=[str(run_dir)], in_image=stage.kind != "command")
+                        binds=[str(run_dir)])

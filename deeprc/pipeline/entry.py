@@ -42,6 +42,11 @@ def _set_threads(n: int) -> None:
             torch.set_num_threads(n)
 
 
+def rank_place() -> list[Any]:
+    """`[host, interpreter, inside a DeepRC image]` of this rank (DEEPRC_IMAGE is set by the image's recipe)."""
+    return [socket.gethostname(), sys.executable, os.environ.get("DEEPRC_IMAGE") == "1"]
+
+
 def execute_stage(run_dir: str | Path, stage_name: str, comm: Any = None, attempt: int = 1) -> dict:
     """Run one stage on this rank; returns rank 0's metrics. Raises on failure."""
     from deeprc.stage import StageContext, resolve
@@ -67,11 +72,12 @@ def execute_stage(run_dir: str | Path, stage_name: str, comm: Any = None, attemp
         RunFolder(run_dir).event(stage.name, task, "started", started, attempt=attempt)
     metrics = fn(ctx) or {}
     finished = time.time()
-    hosts = comm.allgather(socket.gethostname())  # where each rank ran (rank order)
+    where = comm.allgather(rank_place())  # where each rank ran (rank order)
     if comm.rank == 0:
         _write_json(outdir / RESULT, {"metrics": metrics, "started": started, "finished": finished,
-                                      "ranks": comm.size, "hosts": hosts, "attempt": attempt,
-                                      "launcher": getattr(comm, "launcher", "")})
+                                      "ranks": comm.size, "hosts": [w[0] for w in where],
+                                      "pythons": [w[1] for w in where], "in_image": [w[2] for w in where],
+                                      "attempt": attempt, "launcher": getattr(comm, "launcher", "")})
     return metrics
 
 
@@ -123,9 +129,9 @@ def run_in_worker(task: str, comm: Any = None) -> dict:
 
 
 def probe_worker(comm: Any = None) -> list[list[Any]]:
-    """Raptor function task that proves a warm worker answers on all its ranks: `[host, pid]` per rank,
-    gathered over the task's MPI sub-communicator (so a worker whose ranks are not one MPI world fails it)."""
-    me = [socket.gethostname(), os.getpid()]
+    """Raptor function task that proves a warm worker answers on all its ranks: `[host, python, in image, pid]`
+    per rank, gathered over the task's MPI sub-communicator (so a worker whose ranks are not one MPI world fails it)."""
+    me = [*rank_place(), os.getpid()]
     return comm.allgather(me) if comm is not None else [me]
 
 

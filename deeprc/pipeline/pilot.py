@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from deeprc.errors import DeepRCError
-from deeprc.pipeline.commands import is_local, oversubscribe_env, root_mpi_env, stage_argv, stage_env
+from deeprc.pipeline.commands import is_local, oversubscribe_env, root_mpi_env, stage_env
 from deeprc.pipeline.engine import Completion
 from deeprc.pipeline.pilot_layout import (Layout, agent_interface, allocation, check_fits, oversubscribed,
                                           raptor_failure, sandbox_errors, stall_message, start_timeout, worker_ranks)
+from deeprc.pipeline.pilot_tasks import PilotTasks
 from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
 from deeprc.pipeline import taskenv
@@ -74,8 +75,9 @@ class Pilot:
 
     def __init__(self, site: Any = None, site_name: str = "local", cores: int | None = None,
                  worker_ranks: int | None = None, base: str | Path | None = None, runtime_min: int = 1440,
-                 layout: Layout | None = None) -> None:
+                 layout: Layout | None = None, programs: PilotTasks | None = None) -> None:
         self.site, self.site_name = site, site_name
+        self.programs = programs  # what the worker and executable stages run (inside the site's image, if any)
         self.layout = layout  # a real multi-core/multi-node allocation (None: RP's slots are oversubscribed)
         self.cores = cores or (layout.cores if layout else LOCAL_CORES)
         self.worker_ranks = worker_ranks or max(1, self.cores // 2)
@@ -92,6 +94,7 @@ class Pilot:
         self.probe: Any = None  # the function task that proves the warm worker answers on all its ranks
         self.probe_submitted = 0.0
         self.worker_hosts: list[str] | None = None  # set once the probe came back
+        self.worker_places: list[list] = []  # [host, python, in image, pid] per worker rank (the probe's answer)
         self.probe_error = ""
 
     def _resource(self) -> tuple[str, str | None]:
@@ -212,6 +215,9 @@ class Pilot:
             env = {**root_mpi_env(), **(oversubscribe_env() if self.local else {}), "PYTHONPATH": os.pathsep.join(p for p in path if p)}
             worker: dict[str, Any] = {"mode": rp.RAPTOR_WORKER, "ranks": self.worker_ranks, "raptor_class": "MPIWorker",
                                       "environment": env}
+            if self.programs is not None and self.programs.imaged:  # the worker's ranks live in the site's image
+                env.update(self.programs.worker_env(hooks))
+                worker["executable"] = self.programs.worker_executable()
             if self.layout is not None:  # one rank per real core, node by node
                 worker["ranks_per_node"] = min(self.worker_ranks, self.layout.cores_per_node)
             workers = self.master.submit_workers([rp.TaskDescription(worker)])
@@ -251,7 +257,8 @@ class Pilot:
         value = task.return_value
         while isinstance(value, list) and value and isinstance(value[0], list) and value[0] and isinstance(value[0][0], list):
             value = value[0]  # one copy per rank: every rank gathered the same list
-        self.worker_hosts = [str(v[0]) for v in value] if isinstance(value, list) else []
+        self.worker_places = [list(v) for v in value] if isinstance(value, list) else []
+        self.worker_hosts = [str(v[0]) for v in self.worker_places]
 
     def raptor_ended(self) -> str:
         """`uid STATE` of a raptor master or worker that ended while the pilot is up ('' if none)."""
@@ -390,6 +397,7 @@ class PilotBackend:
         self.keys: dict[str, str | None] = {}  # uid -> the attempt's secret key (revoked when it ends)
         self.secret_env: dict[str, str] = {}
         self._key: str | None = None
+        self.programs = PilotTasks(site, Path("."), Path("."))  # what each stage runs; set for the run in start()
 
     def start(self, run: RunFolder, pipe: Pipeline) -> None:
         self.run, self.pipe = run, pipe
@@ -406,10 +414,14 @@ class PilotBackend:
             layout = allocation(self.site, self.cores)
             check_fits(pipe, layout)
             self.core_budget = layout.cores
+        # this run's wrappers (a shared pilot's worker keeps the ones it started with)
+        self.programs = programs = PilotTasks(self.site, run.path, run.path / "rp",
+                                              worker_gpus=any(s.gpus_per_rank for s in pipe.stages if not s.executable))
+        programs.write()
         if self.pilot is None:
             if layout is not None:
                 self.pilot = Pilot(self.site, self.site_name, worker_ranks=worker_ranks(pipe, layout.cores),
-                                   base=run.path / "rp", layout=layout).start()
+                                   base=run.path / "rp", layout=layout, programs=programs).start()
             else:
                 py = [s.ranks for s in pipe.stages if not s.executable]
                 ex = [s.ranks * s.cores_per_rank for s in pipe.stages if s.executable]
@@ -418,7 +430,7 @@ class PilotBackend:
                 busy = min(sum(py) or 1, self.core_budget or room)  # function ranks that can run at once
                 workers = max(max(py, default=1), min(busy, room))
                 self.pilot = Pilot(self.site, self.site_name, cores=cores, worker_ranks=workers,
-                                   base=run.path / "rp").start()
+                                   base=run.path / "rp", programs=programs).start()
         for s in pipe.stages:
             if not s.executable and s.ranks > self.pilot.worker_ranks:
                 raise DeepRCError(
@@ -442,12 +454,13 @@ class PilotBackend:
         self.run.stage_dir(stage.name).mkdir(parents=True, exist_ok=True)
         log = self.run.log_path(stage.name)
         if stage.executable:
-            argv = stage_argv(run_dir, stage, attempt, self.site)
+            argv = self.programs.stage_argv(stage, attempt)
+            executable, arguments = self.programs.executable(stage, self._task_blob(stage, attempt, argv))
             with open(log, "a") as f:
-                f.write(f"--- attempt {attempt}: executable task on {stage.ranks} rank(s): {' '.join(argv)}\n")
+                f.write(f"--- attempt {attempt}: executable task on {stage.ranks} rank(s): {executable} "
+                        f"{' '.join(arguments[:-1])} <task> -> {' '.join(argv)}\n")
             td = rp.TaskDescription({
-                "mode": rp.TASK_EXECUTABLE, "executable": taskenv.check_rp_word(sys.executable, "this Python"),
-                "arguments": ["-m", "deeprc.pipeline.entry", "--task", self._task_blob(stage, attempt, argv)],
+                "mode": rp.TASK_EXECUTABLE, "executable": executable, "arguments": arguments,
                 "ranks": stage.ranks, "cores_per_rank": stage.cores_per_rank,
             })
             if stage.gpus_per_rank:
@@ -484,8 +497,9 @@ class PilotBackend:
             if self._held:
                 if self.run is not None and self.pilot.worker_hosts:
                     hosts = sorted(set(self.pilot.worker_hosts))
+                    pythons = sorted({f"{p[1]}{' in the image' if p[2] else ''}" for p in self.pilot.worker_places})
                     self.run.log("pilot", f"pilot: warm worker answered on {len(self.pilot.worker_hosts)} rank(s), "
-                                     f"host(s) {', '.join(hosts)}")
+                                     f"host(s) {', '.join(hosts)}, python {', '.join(pythons)}")
                 for alias, (stage, attempt) in list(self._held.items()):
                     del self._held[alias]
                     self._alias[alias] = self.submit(stage, attempt)
@@ -509,7 +523,7 @@ class PilotBackend:
         assert self.run is not None
         env = {**stage_env(self.run.path, stage, attempt), "DEEPRC_LOG": str(self.run.log_path(stage.name)),
                **(oversubscribe_env() if self.pilot is not None and self.pilot.local else {})}
-        if argv is not None:
+        if argv is not None and not self.programs.imaged:  # inside an image, the image's own PATH
             env["PATH"] = os.environ.get("PATH", "")
         self._key = self.broker.offer(self.secret_env, stage.ranks) if self.broker else None
         return taskenv.pack(env, self._key, argv, str(self.run.log_path(stage.name)) if argv else None)

@@ -327,7 +327,8 @@ class RunFolder:
                 "output_hash": tree_hash(folder), "code_version": code_version(stage),
                 "params": stage.params, "metrics": result.get("metrics", {}),
                 "code_started": result.get("started"), "code_finished": result.get("finished"),
-                "hosts": result.get("hosts"), **info}
+                "hosts": result.get("hosts"), "pythons": result.get("pythons"), "in_image": result.get("in_image"),
+                **info}
         _write_json(folder / DONE, done)
         return done
 

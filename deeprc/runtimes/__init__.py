@@ -9,6 +9,7 @@ from __future__ import annotations
 from deeprc.registry import create
 from deeprc.runtimes.apptainer import Apptainer, Singularity
 from deeprc.runtimes.base import Runtime
+from deeprc.runtimes.charliecloud import Charliecloud
 from deeprc.runtimes.oci import Docker, Podman, PodmanHPC, Shifter
 from deeprc.runtimes.ranks import gpu_visibility_wrapper, rank_command, rank_env
 
@@ -19,12 +20,13 @@ RUNTIMES: dict[str, type[Runtime]] = {
     "podman": Podman,
     "docker": Docker,
     "shifter": Shifter,
+    "charliecloud": Charliecloud,
     "none": Runtime,
 }
 
 
 def get_runtime(name: str) -> Runtime:
-    """The runtime called `name` (apptainer, singularity, podman-hpc, podman, docker, shifter, none)."""
+    """The runtime called `name` (apptainer, singularity, podman-hpc, podman, docker, shifter, charliecloud, none)."""
     return create(RUNTIMES, name, "container runtime")
 
 

@@ -11,7 +11,7 @@ from deeprc.sites.walltime import parse_walltime
 
 SCHEDULERS = ("slurm", "pbs", "lsf", "flux", "local")
 LAUNCHERS = ("srun", "mpiexec", "mpirun", "jsrun", "aprun", "flux", "ibrun", "local")
-RUNTIMES = ("apptainer", "singularity", "podman-hpc", "podman", "docker", "shifter", "none")
+RUNTIMES = ("apptainer", "singularity", "podman-hpc", "podman", "docker", "shifter", "charliecloud", "none")
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -84,7 +84,7 @@ class Partition(_Strict):
 class Container(_Strict):
     """How stages run inside the site's image."""
 
-    runtime: Literal["apptainer", "singularity", "podman-hpc", "podman", "docker", "shifter", "none"] = "none"
+    runtime: Literal["apptainer", "singularity", "podman-hpc", "podman", "docker", "shifter", "charliecloud", "none"] = "none"
     image: str | None = None
     gpu_flag: str | None = Field(default=None, description="GPU flag; default per runtime and GPU vendor")
     binds: list[str] = Field(default_factory=list)
