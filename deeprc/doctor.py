@@ -16,6 +16,7 @@ flux, site. ``ok`` is false (and the exit status 1) when a required check is not
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -229,10 +231,16 @@ def check_pycylon() -> Check:
     return Check(MISSING, "optional: not importable", "build Cylon from source (not on PyPI); DeepRC's own engine is used")
 
 
+RUNTIME_PROGRAMS = {"charliecloud": "ch-run"}
+
+
 def check_container(name: str) -> Check:
-    exe = shutil.which(name)
+    program = RUNTIME_PROGRAMS.get(name, name)
+    exe = shutil.which(program)
     if not exe:
-        return Check(MISSING, f"no {name} on PATH", f"install {name} or choose another container runtime")
+        return Check(MISSING, f"no {program} on PATH", f"install {name} or choose another container runtime")
+    if name == "charliecloud":
+        os.environ.setdefault("USER", getpass.getuser())  # ch-run refuses to start without it
     rc, out = _run([exe, "--version"], timeout=30)
     match = re.search(r"(\d+\.\d+(?:\.\d+)?)", out)
     version = match.group(1) if match else None
@@ -293,12 +301,34 @@ def site_requirements(site: Any) -> set[str]:
         needed.add("srun")
     container = getattr(site, "container", None)
     runtime = str(getattr(container, "runtime", "none") or "none")
-    if runtime in ("apptainer", "singularity", "podman", "docker"):
+    if runtime in CONTAINER_CHECKS:
         needed.add(runtime)
+    if runtime != "none":
+        needed.add("image")
     return needed
 
 
+CONTAINER_CHECKS = ("apptainer", "singularity", "podman", "docker", "charliecloud")
 CORE_REQUIRED = {"python", "deeprc", "mpi4py", "radical_pilot", "torch", "tensorflow", "pyarrow"}
+# a site with a container runtime: the frameworks and MPI live in the image; the host runs the client,
+# Radical Pilot's agent and raptor master (docs/architecture.md, "Stages inside the image")
+HOST_REQUIRED = {"python", "deeprc", "radical_pilot"}
+
+
+def check_image(site: Any) -> Check:
+    """The site's image: a file or directory that exists here (a registry reference is pulled at run time)."""
+    container = getattr(site, "container", None)
+    image = str(getattr(container, "image", "") or "")
+    if site is None or getattr(container, "runtime", "none") == "none" or not image:
+        return Check(MISSING, "the site runs stages on the host (no container image)", "")
+    if not image.startswith(("/", "~", "$", ".")):
+        return Check(OK, f"{image} (a registry reference, pulled at run time)")
+    path = Path(os.path.expandvars(os.path.expanduser(image)))
+    if not path.exists():
+        return Check(MISSING, f"{path} not found", f"build it: deeprc-deploy build --site {site.name}")
+    if container.runtime == "charliecloud" and not (path / "ch" / "environment").is_file():
+        return Check(BROKEN, f"{path} has no ch/environment", "unpack it with deeprc-deploy build --runtime charliecloud")
+    return Check(OK, str(path))
 
 
 def diagnose(site_name: str | None = None) -> dict[str, Any]:
@@ -314,7 +344,7 @@ def diagnose(site_name: str | None = None) -> dict[str, Any]:
         "tensorflow": check_tensorflow,
         "pyarrow": check_pyarrow,
         "pycylon": check_pycylon,
-        **{n: (lambda n=n: check_container(n)) for n in ("apptainer", "singularity", "podman", "docker")},
+        **{n: (lambda n=n: check_container(n)) for n in CONTAINER_CHECKS},
         **{n: (lambda n=n: check_scheduler(n)) for n in SCHEDULER_PROBES},
     }
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -324,14 +354,15 @@ def diagnose(site_name: str | None = None) -> dict[str, Any]:
         site_check, site = site_future.result()
     checks["mpi_hello"] = check_mpi_hello(checks["mpi"])
     checks["site"] = site_check
-    required = set(CORE_REQUIRED) | site_requirements(site)
+    checks["image"] = check_image(site)
+    imaged = site is not None and site.container.runtime != "none"
+    required = (HOST_REQUIRED if imaged else set(CORE_REQUIRED)) | site_requirements(site)
     if site is None:
         required |= {"mpi", "mpi_hello"}
     for name, check in checks.items():
         check.required = check.required or name in required
     order = ["python", "deeprc", "mpi", "mpi_hello", "mpi4py", "srun", "radical_pilot", "torch", "tensorflow",
-             "pyarrow", "pycylon", "apptainer", "singularity", "podman", "docker", "sbatch", "qsub", "bsub",
-             "flux", "site"]
+             "pyarrow", "pycylon", *CONTAINER_CHECKS, "sbatch", "qsub", "bsub", "flux", "site", "image"]
     ok = all(c.status == OK for c in checks.values() if c.required)
     return {
         "deeprc_version": __version__,

@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ METADATA_ENV = "DEEPRC_IMAGES_FILE"
 DEFAULT_METADATA = Path(".deeprc") / "images.json"
 OCI_RUNTIMES = ("podman", "podman-hpc", "docker")
 SIF_RUNTIMES = ("apptainer", "singularity")
+DIR_RUNTIMES = ("charliecloud",)  # an OCI build with podman, unpacked into a directory (deeprc.runtimes.charliecloud)
+_PROGRAM = {"charliecloud": "ch-run"}
 _RECIPE_KEYS = {"name", "user", "workdir", "entrypoint", "cmd", "args", "variants", "env", "labels", "steps",
                 "mpi_versions"}
 # site MPI flavours whose libraries follow the MPICH ABI (hybrid model: bind the host's over the image's)
@@ -216,11 +219,13 @@ def choose_runtime(requested: str | None, site_runtime: str | None) -> str:
     for name, origin in ((requested, "--runtime"), (site_runtime, "the site's container.runtime")):
         if not name or name == "none":
             continue
-        if name not in OCI_RUNTIMES + SIF_RUNTIMES:
+        if name not in OCI_RUNTIMES + SIF_RUNTIMES + DIR_RUNTIMES:
             if origin != "--runtime":
                 continue  # e.g. shifter: build with what is present, convert on the site
-            raise DeepRCError(f"{origin} '{name}' cannot build images. Fix: use podman, docker or apptainer.")
-        if shutil.which(name) is None:
+            raise DeepRCError(f"{origin} '{name}' cannot build images. Fix: use podman, docker, apptainer or charliecloud.")
+        if name in DIR_RUNTIMES and shutil.which("podman") is None:
+            raise DeepRCError(f"{origin} {name}: its image is built with podman, which is not on PATH. Fix: install podman.")
+        if shutil.which(_PROGRAM.get(name, name)) is None:
             if origin == "--runtime":
                 raise DeepRCError(f"--runtime {name}: `{name}` is not on PATH. Fix: install it or choose another runtime.")
             continue
@@ -245,6 +250,7 @@ class BuildPlan:
     args: dict[str, str]
     commands: list[list[str]] = field(default_factory=list)
     sif: Path | None = None
+    image_dir: Path | None = None  # charliecloud: the unpacked image
     oci_builder: str | None = None
 
 
@@ -258,7 +264,7 @@ def _oci_build_cmd(builder: str, containerfile: Path, tag: str, context: Path, n
 
 def plan_build(context: Path, variant: str, runtime: str, *, tag: str | None, base: str | None,
                build_args: dict[str, str], push: bool, sif_from: str, sif_path: Path | None,
-               network_host: bool = True, outdir: Path | None = None) -> BuildPlan:
+               network_host: bool = True, outdir: Path | None = None, mount_points: list[str] | None = None) -> BuildPlan:
     """Render the recipe for this build and list the commands that build (and push) it."""
     recipe = load_recipe(context)
     overrides = dict(build_args)
@@ -285,6 +291,13 @@ def plan_build(context: Path, variant: str, runtime: str, *, tag: str | None, ba
         plan.commands.append(_oci_build_cmd(runtime, containerfile, tag, context, network_host))
         if push:
             plan.commands.append([runtime, "push", tag])
+        return plan
+    if runtime in DIR_RUNTIMES:  # build with podman, then unpack for ch-run (its mount points created)
+        plan.oci_builder = "podman"
+        plan.commands.append(_oci_build_cmd("podman", containerfile, tag, context, network_host))
+        plan.image_dir = sif_path or outdir / f"deeprc-{variant}"
+        plan.commands.append([sys.executable, "-m", "deeprc.runtimes.charliecloud", "unpack", tag, str(plan.image_dir),
+                              *[a for m in mount_points or [] for a in ("--mount-point", m)]])
         return plan
     plan.sif = sif_path or outdir / f"deeprc-{variant}.sif"
     if sif_from == "def":
@@ -407,6 +420,8 @@ def execute(plan: BuildPlan, console: Any, verbose: bool = False) -> dict[str, A
     if plan.oci_builder:
         record.update(inspect_oci(plan.oci_builder, plan.tag))
         record["oci_builder"] = plan.oci_builder
+    if plan.image_dir is not None:
+        record["image_dir"] = str(plan.image_dir.resolve())
     if plan.sif is not None:
         record["sif"] = str(plan.sif.resolve())
         record["sif_digest"] = _sha256(plan.sif)
@@ -480,6 +495,7 @@ class SiteDefaults:
     runtime: str | None = None
     image: str | None = None
     variant: str | None = None
+    binds: list[str] = field(default_factory=list)  # bind targets (charliecloud creates them in the image)
     build_args: dict[str, str] = field(default_factory=dict)
 
 
@@ -490,7 +506,7 @@ def site_defaults(name: str | None) -> SiteDefaults:
     from deeprc.sites import load_site
 
     site = load_site(name)
-    out = SiteDefaults(site.container.runtime, site.container.image)
+    out = SiteDefaults(site.container.runtime, site.container.image, binds=list(site.container.binds))
     if any(p.gpus_per_node and p.gpu_vendor == "nvidia" for p in site.partitions.values()):
         out.variant = "cuda"
     out.build_args["MPI"] = "mpich" if site.mpi.flavour in MPICH_ABI else "openmpi"
@@ -500,7 +516,7 @@ def site_defaults(name: str | None) -> SiteDefaults:
 @click.command()
 @click.option("--variant", type=click.Choice(["cpu", "cuda"]), default=None,
               help="Default: cuda for a site with NVIDIA GPUs, else cpu.")
-@click.option("--runtime", type=click.Choice(["podman", "podman-hpc", "docker", "apptainer", "singularity"]),
+@click.option("--runtime", type=click.Choice(["podman", "podman-hpc", "docker", "apptainer", "singularity", "charliecloud"]),
               default=None, help="Default: the site's runtime, else the first one present.")
 @click.option("--site", default=None, help="Site name or file; its container runtime and image name are used.")
 @click.option("--base", default=None, help="Base image (build argument BASE_IMAGE).")
@@ -514,7 +530,8 @@ def site_defaults(name: str | None) -> SiteDefaults:
               help="CA certificate pip trusts during the build (a site's TLS proxy); not kept in the image.")
 @click.option("--sif-from", type=click.Choice(["oci", "def"]), default="oci", show_default=True,
               help="Apptainer: convert the built OCI image, or build from the .def file.")
-@click.option("--sif", "sif_path", type=click.Path(path_type=Path), default=None, help="Apptainer image file to write.")
+@click.option("--sif", "sif_path", type=click.Path(path_type=Path), default=None,
+              help="Apptainer: the image file to write; Charliecloud: the image directory to unpack into.")
 @click.option("--context", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Repository root used as build context (default: found from the current folder).")
 @click.option("--metadata", type=click.Path(path_type=Path), default=None,
@@ -536,12 +553,14 @@ def build(variant: str | None, runtime: str | None, site: str | None, base: str 
         tag = site_image
     if site_image and sif_path is None and chosen in SIF_RUNTIMES and site_image.endswith(".sif"):
         sif_path = Path(site_image)
+    if site_image and sif_path is None and chosen in DIR_RUNTIMES:
+        sif_path = Path(os.path.expandvars(site_image))
     if not dry_run:
         stage_inputs(ctx_dir, list(wheels), list(ca_certs))
     check_copies(ctx_dir, load_recipe(ctx_dir))
     plan = plan_build(ctx_dir, variant, chosen, tag=tag, base=base,
                       build_args={**defaults.build_args, **_parse_build_args(build_args)},
-                      push=push, sif_from=sif_from, sif_path=sif_path)
+                      push=push, sif_from=sif_from, sif_path=sif_path, mount_points=defaults.binds)
     if dry_run:
         console.print(f"# rendered {plan.containerfile} and {plan.deffile}", markup=False)
         if wheels or ca_certs:
@@ -554,6 +573,8 @@ def build(variant: str | None, runtime: str | None, site: str | None, base: str 
     where = save_record(record, metadata)
     console.print(f"image {record['ref']}  digest {record.get('digest') or '-'}  "
                   f"size {human_size(record.get('size_bytes', 0))}", markup=False)
+    if record.get("image_dir"):
+        console.print(f"image directory {record['image_dir']} (for ch-run)", markup=False)
     if record.get("sif"):
         console.print(f"sif {record['sif']}  size {human_size(record['sif_size_bytes'])}", markup=False)
     console.print(f"metadata written to {where}", markup=False)

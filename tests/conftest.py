@@ -99,6 +99,56 @@ def podman_base() -> str:
     return proc.stdout.strip().split()[-1]
 
 
+# ---- one DeepRC image per test session (podman), shared by tests/containers and tests/cluster ----
+
+IMAGE_TAG = "localhost/deeprc:ci-cpu"  # stable, so podman's layer cache serves later sessions
+LOCAL_WHEELS = Path("/opt/wheels")  # this machine's CPU torch wheel (PyPI's torch is the CUDA build)
+EXTRA_CAS = Path("/usr/local/share/ca-certificates")  # a TLS proxy's CA, if the host has one
+# the unpacked image for Charliecloud: /var/tmp is shared with the emulated cluster's nodes
+IMAGE_DIR = Path(os.environ.get("DEEPRC_TEST_IMAGE_DIR", "/var/tmp/deeprc-images/ci-cpu"))
+
+
+def build_cmd(base: str, tag: str, meta: Path, *extra: str) -> list[str]:
+    cmd = [str(VENV_BIN / "deeprc-deploy"), "build", "--variant", "cpu", "--runtime", "podman", "--base", base,
+           "--tag", tag, "--metadata", str(meta), *extra]
+    if LOCAL_WHEELS.is_dir():  # torch from the local wheel, so no PyTorch index is needed
+        cmd += ["--wheels", str(LOCAL_WHEELS), "--build-arg", "TORCH_INDEX_URL="]
+    for cert in sorted(EXTRA_CAS.glob("*.crt")):
+        cmd += ["--ca-cert", str(cert)]
+    return cmd
+
+
+@pytest.fixture(scope="session")
+def image_build_cmd():
+    return build_cmd
+
+
+@pytest.fixture(scope="session")
+def built_image(podman_base, tmp_path_factory) -> dict:
+    """`deeprc-deploy build --variant cpu` with podman (once per session); returns the metadata record."""
+    from deeprc import images
+
+    meta = tmp_path_factory.mktemp("image") / "images.json"
+    proc = subprocess.run(build_cmd(podman_base, IMAGE_TAG, meta), cwd=REPO, capture_output=True, text=True,
+                          timeout=2600)
+    print(proc.stdout[-3000:])
+    assert proc.returncode == 0, f"build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
+    record = images.image_record("cpu", meta)
+    record["stdout"] = proc.stdout
+    return record
+
+
+@pytest.fixture(scope="session")
+def image_dir(built_image) -> Path:
+    """The built image unpacked for Charliecloud (`python -m deeprc.runtimes.charliecloud unpack`, the step
+    `build --runtime charliecloud` runs), with mount points for the repository and the test folders."""
+    cmd = [sys.executable, "-m", "deeprc.runtimes.charliecloud", "unpack", built_image["ref"], str(IMAGE_DIR),
+           "--mount-point", str(REPO.parent), "--mount-point", "/var/tmp"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, f"unpack failed:\n{proc.stdout}\n{proc.stderr}"
+    return IMAGE_DIR
+
+
 # ---- one Radical Pilot session + pilot for the pipeline and hostile-input tests ----
 
 @pytest.fixture(scope="session")

@@ -55,12 +55,16 @@ def launch(pipeline: str, site: str, mode: str, nodes: int | None, walltime: str
             click.echo(cloud.rstrip("\n"))
             click.echo()
         for j in jobs:
-            click.echo(f"### {j.script_path}")
-            click.echo(j.text, nl=False)
-            click.echo()
+            for path, text in [(j.script_path, j.text), *((plan.launch_dir / n, t) for n, t in j.files.items())]:
+                click.echo(f"### {path}")
+                click.echo(text, nl=False)
+                click.echo()
         click.echo(f"### submit ({plan.site.scheduler})")
         click.echo(submit_script(plan, jobs), nl=False)
         return
+    from deeprc.pipeline.commands import check_image
+
+    check_image(plan.site)  # the image must be there before jobs that run in it are queued
     record = submit(plan, jobs)
     for j in record["jobs"]:
         click.echo(f"{j['key']}: job {j['job_id']}")

@@ -71,6 +71,7 @@ class RenderedJob:
     text: str
     after: list[str] = field(default_factory=list)  # keys of jobs that must succeed first
     var: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # more files written beside the script (name -> text)
 
     def submit_argv(self, plan: LaunchPlan, after_ids: list[str]) -> list[str]:
         return get_scheduler(plan.site.scheduler).submit_command(str(self.script_path), after_ids)
@@ -137,6 +138,22 @@ def _rp_cores(plan: LaunchPlan) -> int:
     return int(cfg["cores_per_node"]) if cfg else plan.part.cores_per_node
 
 
+def pilot_tasks(plan: LaunchPlan) -> str:
+    """What the pilot job's Radical Pilot starts for each stage: the runner's own `PilotTasks`, for this run."""
+    from deeprc.pipeline.pilot_layout import worker_ranks
+    from deeprc.pipeline.pilot_tasks import PilotTasks
+    from deeprc.sites.rp import srun_step_env
+
+    pipe, site = plan.pipeline, plan.site
+    programs = PilotTasks(site, plan.run_dir, plan.run_dir / "rp",
+                          worker_gpus=any(s.gpus_per_rank for s in pipe.stages if not s.executable))
+    launcher = site.launcher
+    if launcher == "srun":
+        launcher += " (" + "; ".join(srun_step_env(site.mpi.pmi, site.launcher_args)) + ")"
+    lines = programs.describe(pipe, launcher, worker_ranks(pipe, plan.nodes * plan.part.cores_per_node))
+    return "\n".join(lines) + "\n"
+
+
 def render(plan: LaunchPlan) -> list[RenderedJob]:
     """One job (pilot mode) or one job per stage in dependency order (batch mode)."""
     env = environment()
@@ -151,10 +168,10 @@ def render(plan: LaunchPlan) -> list[RenderedJob]:
         text = tmpl.render(
             **_common(plan), directives=sched.directives(req), title=f"pipeline {pipe.name} on site {plan.site.name}",
             rp_label=plan.site.rp_resource()[0], rp_pattern=re.escape(str(plan.run_dir / "rp")) + "/", rp_config_dir=str(plan.launch_dir / "radical"),
-            stages=[{"name": st.name, "line": _rank_line(plan, st)} for st in plan.stages],
             run_cmd=_run_cmd(plan, "--runner", "pilot", "--cores", str(plan.nodes * _rp_cores(plan))),
         )
-        jobs.append(RenderedJob("pilot", plan.launch_dir / "pilot.sh", text, var="job_pilot"))
+        jobs.append(RenderedJob("pilot", plan.launch_dir / "pilot.sh", text, var="job_pilot",
+                                files={"pilot-tasks.txt": pilot_tasks(plan)}))
         return jobs
     for st in plan.stages:
         gpn = (int(st.gpus_per_rank * st.ranks_per_node + 0.999) if st.gpus_per_rank else 0)

@@ -26,6 +26,8 @@ def write_scripts(plan: LaunchPlan, jobs: list[RenderedJob]) -> None:
     for j in jobs:
         write_secret(j.script_path, j.text)  # 0600 from the first byte
         j.script_path.chmod(0o700)
+        for name, text in j.files.items():
+            write_secret(plan.launch_dir / name, text)
     if plan.mode == "pilot":
         from deeprc.sites.rp import write_rp_config
 

@@ -36,15 +36,17 @@ def check_stages(pipe: Any, names: list[str], site: Any) -> None:
     """Before anything runs: every selected stage's function can be found, and a local run's stages fit
     on this machine (ranks x cores at most 16 per usable core, so a typo cannot start a million processes)."""
     from deeprc.errors import config_error
+    from deeprc.pipeline.commands import check_image
     from deeprc.pipeline.pilot import usable_cores
     from deeprc.stage import check_function
 
     local = site is None or getattr(site, "scheduler", "local") == "local"
     limit = max(64, 16 * usable_cores())
+    imaged = check_image(site)
     for i, s in enumerate(pipe.stages):
         if s.name not in names:
             continue
-        if s.function and (why := check_function(s.function)):
+        if s.function and not imaged and (why := check_function(s.function)):  # in an image: the image's Python
             raise config_error(pipe.source, f"stages[{i}] ({s.name}).function", why,
                                "correct the 'package.module:function' name, or put the module's folder on PYTHONPATH")
         if local and s.ranks * s.cores_per_rank > limit:

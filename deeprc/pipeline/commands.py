@@ -122,3 +122,18 @@ def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int, site: Any = Non
     return rank_command(site, stage.ranks, stage_argv(run_dir, stage, attempt, site, wrap_image=False, python=python),
                         cores_per_rank=stage.cores_per_rank, gpus_per_rank=stage.gpus_per_rank,
                         binds=[str(run_dir)])
+
+
+def check_image(site: Any) -> bool:
+    """True when the site runs stages in an image; a local image path that does not exist is an error here,
+    before any job or pilot starts (a registry reference is pulled by the runtime)."""
+    from deeprc.errors import config_error
+
+    c = getattr(site, "container", None)
+    if c is None or c.runtime == "none" or not c.image:
+        return False
+    image = os.path.expandvars(os.path.expanduser(c.image))
+    if image.startswith("/") and "$" not in image and not Path(image).exists():
+        raise config_error(f"site {site.name}", "container.image", f"the image {image} does not exist",
+                           f"build it (`deeprc-deploy build --site {site.name}`) or point container.image at it")
+    return True

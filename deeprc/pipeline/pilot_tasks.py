@@ -30,7 +30,7 @@ from deeprc.pipeline.taskenv import check_rp_word
 from deeprc.sites.schema import Site
 
 WORKER_PROGRAM = "radical-pilot-raptor-worker"  # what RP's raptor master starts for each worker rank
-TASK_MARK = "<task: the attempt's environment, argv and log, packed by deeprc.pipeline.taskenv>"
+TASK_MARK = "<TASK: environment, argv and log of the attempt, packed by deeprc.pipeline.taskenv>"
 
 
 def has_image(site: Site | None) -> bool:
@@ -84,24 +84,25 @@ class PilotTasks:
             path.write_text(text)
             path.chmod(0o755)
 
-    def _wrapper(self, name: str) -> str:
-        return check_rp_word(str(self.folder / name), "the pilot's folder")
+    def _wrapper(self, name: str, check: bool = True) -> str:
+        path = str(self.folder / name)  # the dry run shows it before `$VAR`s in the run folder are expanded
+        return check_rp_word(path, "the pilot's folder") if check else path
 
-    def worker_executable(self) -> str | None:
+    def worker_executable(self, check: bool = True) -> str | None:
         """The raptor worker's executable (None: RP's own `radical-pilot-raptor-worker` on the host)."""
-        return self._wrapper("raptor-worker.sh") if self.imaged else None
+        return self._wrapper("raptor-worker.sh", check) if self.imaged else None
 
     def stage_argv(self, stage: Stage, attempt: int) -> list[str]:
         """What one rank of an executable stage finally runs (the task blob's argv)."""
         return stage_argv(self.run_dir, stage, attempt, self.site, wrap_image=not self.imaged,
                           python=IMAGE_PYTHON if self.imaged else None)
 
-    def executable(self, stage: Stage, blob: str) -> tuple[str, list[str]]:
+    def executable(self, stage: Stage, blob: str, check: bool = True) -> tuple[str, list[str]]:
         """(executable, arguments) of an executable stage's RP task; `blob` carries env, argv and log."""
         entry = ["-m", "deeprc.pipeline.entry", "--task", blob]
         if not self.imaged:
-            return check_rp_word(sys.executable, "this Python"), entry
-        return self._wrapper("in-image-gpu.sh" if stage.gpus_per_rank else "in-image.sh"), [IMAGE_PYTHON, *entry]
+            return (check_rp_word(sys.executable, "this Python") if check else sys.executable), entry
+        return self._wrapper("in-image-gpu.sh" if stage.gpus_per_rank else "in-image.sh", check), [IMAGE_PYTHON, *entry]
 
     def worker_env(self, hooks: Path | None) -> dict[str, str]:
         """Variables the worker's ranks need inside the image: RP's hooks only on PYTHONPATH (never the
@@ -114,14 +115,15 @@ class PilotTasks:
         for name, text in self.wrappers().items():
             out.append(f"{self.folder / name}:")
             out += ["    " + line for line in text.rstrip("\n").splitlines()]
-        worker = self.worker_executable() or WORKER_PROGRAM
+        worker = self.worker_executable(check=False) or WORKER_PROGRAM
         out.append(f"warm worker: {worker_ranks} rank(s): {worker} RAPTOR_FILE MPIWorker MASTER_ID")
         for st in pipe.stages:
             if st.executable:
-                exe, args = self.executable(st, TASK_MARK)
+                exe, args = self.executable(st, TASK_MARK, check=False)
                 out.append(f"stage {st.name}: executable task, {st.ranks} rank(s): {shlex.join([exe, *args])}")
                 out.append(f"    then execs: {shlex.join(self.stage_argv(st, attempt))}")
             else:
-                out.append(f"stage {st.name}: function task on {st.ranks} rank(s) of the warm worker: "
+                where = f"the warm worker ({worker}, inside the image)" if self.imaged else "the warm worker"
+                out.append(f"stage {st.name}: function task on {st.ranks} rank(s) of {where}: "
                            f"deeprc.pipeline.entry.run_in_worker({st.function})")
         return out

@@ -18,33 +18,7 @@ from deeprc import images
 pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.timeout(2700)]
 
 REPO = Path(__file__).resolve().parents[2]
-TAG = "localhost/deeprc:ci-cpu"  # stable, so podman's layer cache serves later sessions
-CLI = str(Path(sys.executable).parent / "deeprc-deploy")
-LOCAL_WHEELS = Path("/opt/wheels")  # this machine's CPU torch wheel (PyPI's torch is the CUDA build)
-EXTRA_CAS = Path("/usr/local/share/ca-certificates")  # a TLS proxy's CA, if the host has one
-
-
-def build_cmd(base: str, tag: str, meta: Path, *extra: str) -> list[str]:
-    cmd = [CLI, "build", "--variant", "cpu", "--runtime", "podman", "--base", base,
-           "--tag", tag, "--metadata", str(meta), *extra]
-    if LOCAL_WHEELS.is_dir():  # torch from the local wheel, so no PyTorch index is needed
-        cmd += ["--wheels", str(LOCAL_WHEELS), "--build-arg", "TORCH_INDEX_URL="]
-    for cert in sorted(EXTRA_CAS.glob("*.crt")):
-        cmd += ["--ca-cert", str(cert)]
-    return cmd
-
-
-@pytest.fixture(scope="session")
-def built_image(podman_base, tmp_path_factory) -> dict:
-    """`deeprc-deploy build --variant cpu` with podman; returns the metadata record."""
-    meta = tmp_path_factory.mktemp("image") / "images.json"
-    cmd = build_cmd(podman_base, TAG, meta)
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=2600)
-    print(proc.stdout[-3000:])
-    assert proc.returncode == 0, f"build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
-    record = images.image_record("cpu", meta)
-    record["stdout"] = proc.stdout
-    return record
+TAG = "localhost/deeprc:ci-cpu"  # the shared image of tests/conftest.py (`built_image`)
 
 
 def podman_run(image: str, *args: str, volume: Path | None = None, entrypoint: str | None = None,
@@ -143,11 +117,11 @@ def test_demo_preprocessing_stage_in_image(built_image, tmp_path):
     assert train_rows > test_rows > 0
 
 
-def test_mpich_flavour_reuses_framework_layers_and_runs_two_ranks(built_image, podman_base, tmp_path):
+def test_mpich_flavour_reuses_framework_layers_and_runs_two_ranks(built_image, podman_base, image_build_cmd, tmp_path):
     """MPI=mpich (MPICH ABI, for the hybrid model with a Cray/Intel/MPICH host MPI)."""
     tag = "localhost/deeprc:ci-cpu-mpich"
     meta = tmp_path / "images.json"
-    proc = subprocess.run(build_cmd(podman_base, tag, meta, "--build-arg", "MPI=mpich"), cwd=REPO,
+    proc = subprocess.run(image_build_cmd(podman_base, tag, meta, "--build-arg", "MPI=mpich"), cwd=REPO,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
     record = images.image_record("cpu", meta)

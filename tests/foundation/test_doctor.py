@@ -12,8 +12,8 @@ import pytest
 
 VENV = Path(sys.executable).parent.parent
 KEYS = {"python", "deeprc", "mpi", "mpi_hello", "mpi4py", "srun", "radical_pilot", "torch", "tensorflow",
-        "pyarrow", "pycylon", "apptainer", "singularity", "podman", "docker", "sbatch", "qsub", "bsub",
-        "flux", "site"}
+        "pyarrow", "pycylon", "apptainer", "singularity", "podman", "docker", "charliecloud", "sbatch", "qsub",
+        "bsub", "flux", "site", "image"}
 
 
 def run_doctor(*args: str, python: Path | str = sys.executable, path: str | None = None) -> subprocess.CompletedProcess:
@@ -118,3 +118,27 @@ def test_table_output_and_version() -> None:
     assert proc.returncode == 0 and deeprc.__version__ in proc.stdout
     proc = run_doctor()
     assert "mpi4py" in proc.stdout and "required" in proc.stdout
+
+
+def test_container_site_needs_only_the_client_runtime_and_image_on_the_host(tmp_path: Path) -> None:
+    """With a container runtime the frameworks and MPI live in the image: the host must have the client,
+    Radical Pilot, the runtime and the image; a missing image fails doctor with the build command."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load((repo / "site-configs" / "emulated-cluster.yaml").read_text())
+    data["container"] = {"runtime": "charliecloud", "image": str(tmp_path / "img")}
+    site = tmp_path / "ch.yaml"
+    site.write_text(yaml.safe_dump(data))
+    checks = json.loads(run_doctor("--json", "--site", str(site)).stdout)["checks"]
+    required = {name for name, c in checks.items() if c["required"]}
+    assert {"python", "deeprc", "radical_pilot", "charliecloud", "image", "sbatch", "srun"} <= required
+    assert not required & {"torch", "tensorflow", "pyarrow", "mpi4py", "mpi", "mpi_hello"}, required
+    assert checks["image"]["status"] == "missing" and "deeprc-deploy build --site" in checks["image"]["hint"]
+    (tmp_path / "img").mkdir()
+    checks = json.loads(run_doctor("--json", "--site", str(site)).stdout)["checks"]
+    assert checks["image"]["status"] == "broken" and "ch/environment" in checks["image"]["detail"]
+    (tmp_path / "img" / "ch").mkdir()
+    (tmp_path / "img" / "ch" / "environment").write_text("PATH=/usr/bin\n")
+    checks = json.loads(run_doctor("--json", "--site", str(site)).stdout)["checks"]
+    assert checks["image"]["status"] == "ok"

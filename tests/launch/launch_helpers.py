@@ -35,6 +35,7 @@ def normalise(text: str) -> str:
 
 def dry_run_text(site: str, mode: str) -> str:
     jobs, submit = render_site(site, mode)
-    parts = [f"### {j.script_path}\n{j.text}" for j in jobs]
+    parts = [f"### {path}\n{text}" for j in jobs
+             for path, text in [(j.script_path, j.text), *((j.script_path.parent / n, t) for n, t in j.files.items())]]
     parts.append(f"### submit\n{submit}")
     return normalise("\n".join(parts))

@@ -14,7 +14,10 @@ import pytest
 
 from deeprc.sites import builtin_sites_dir
 
-from launch_helpers import HERE, dry_run_text, render_site
+from deeprc.launch.plan import make_plan
+from deeprc.pipeline.pilot_tasks import PilotTasks
+
+from launch_helpers import GOLDEN_PIPELINE, HERE, RUN_DIR, dry_run_text, profile_for, render_site
 
 GOLDEN = HERE / "golden"
 SITES = sorted(p.stem for p in builtin_sites_dir().glob("*.yaml"))
@@ -60,9 +63,31 @@ def test_shellcheck_every_script(tmp_path: Path) -> None:
             f = tmp_path / f"{site}-{mode}-{j.key}.sh"
             f.write_text(j.text)
             files.append(f)
+        if mode == "pilot":  # the wrappers the pilot runs its worker and executable stages with (in the image)
+            plan = make_plan(site, GOLDEN_PIPELINE, mode=mode, run_dir=RUN_DIR, profile=profile_for(site))
+            for name, text in PilotTasks(plan.site, plan.run_dir, plan.run_dir / "rp").wrappers().items():
+                f = tmp_path / f"{site}-{name}"
+                f.write_text(text)
+                files.append(f)
         f = tmp_path / f"{site}-{mode}-submit.sh"
         f.write_text(submit)
         files.append(f)
     proc = subprocess.run(["shellcheck", "--shell=bash", "--severity=style", *map(str, files)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+def test_pilot_dry_run_shows_what_each_stage_runs_in_the_image() -> None:
+    """Pilot mode on an Apptainer site: the worker's and the executable stages' apptainer lines, not comments."""
+    text = dry_run_text("rivanna", "pilot")
+    tasks = text.split("launch/pilot-tasks.txt\n", 1)[1]
+    assert "# stage " not in text
+    worker = "exec apptainer exec --nv --bind /scratch --bind /project --bind /runs/golden " \
+             "/scratch/deeprc/deeprc/deeprc.sif radical-pilot-raptor-worker \"$@\""
+    assert worker in tasks
+    assert "stage train: function task on 4 rank(s) of the warm worker (/runs/golden/rp/raptor-worker.sh, inside the image)" in tasks
+    jobs, _ = render_site("rivanna", "pilot", pipeline=HERE.parents[1] / "pipelines" / "demo.yaml", profile="full")
+    demo = jobs[0].files["pilot-tasks.txt"]
+    assert ("stage train_hydrology: executable task, 2 rank(s): /runs/golden/rp/in-image.sh python -m "
+            "deeprc.pipeline.entry --task") in demo
+    assert "then execs: python -m deeprc.pipeline.entry --run-dir /runs/golden --stage train_hydrology --attempt 1" in demo
