@@ -11,7 +11,6 @@ from pathlib import Path
 import jinja2
 
 from deeprc.launch.plan import LaunchPlan
-from deeprc.runtimes import rank_command
 from deeprc.schedulers import JobRequest, get_scheduler
 from deeprc.sites.rp import rp_label
 
@@ -94,16 +93,13 @@ def _site_env(plan: LaunchPlan) -> dict[str, str]:
     return env
 
 
-def _entry_argv(plan: LaunchPlan, stage: str) -> list[str]:
-    return ["python", "-m", "deeprc.pipeline.entry", "--run-dir", str(plan.run_dir), "--stage", stage]
+def rank_line(plan: LaunchPlan, st) -> list[str]:  # noqa: ANN001
+    """The batch job's rank line of stage `st`, run as written by `deeprc-deploy run -- LINE` (one line for
+    every attempt: the entry point reads the attempt from DEEPRC_ATTEMPT)."""
+    from deeprc.pipeline.commands import stage_launch_argv
 
-
-def _rank_line(plan: LaunchPlan, st) -> str:  # noqa: ANN001
-    argv = rank_command(
-        plan.site, st.ranks, _entry_argv(plan, st.name), nodes=st.nodes, ranks_per_node=st.ranks_per_node,
-        cores_per_rank=st.cores_per_rank, gpus_per_rank=st.gpus_per_rank, binds=[str(plan.run_dir)],
-    )
-    return shlex.join(argv)
+    return stage_launch_argv(plan.run_dir, plan.pipeline.stage(st.name), None, plan.site, nodes=st.nodes,
+                             ranks_per_node=st.ranks_per_node)
 
 
 def _request(plan: LaunchPlan, name: str, nodes: int, ntasks: int, gpus_per_node: int, out: str,
@@ -179,7 +175,7 @@ def render(plan: LaunchPlan) -> list[RenderedJob]:
                        f"{st.name}-%j.out" if sched.name == "slurm" else f"{st.name}.out", st.ranks_per_node)
         text = tmpl.render(
             **_common(plan), directives=sched.directives(req), title=f"stage {st.name} of pipeline {pipe.name} on site {plan.site.name}",
-            stage=st.name, rank_line=_rank_line(plan, st),
+            stage=st.name, rank_line=rank_line(plan, st),
             run_cmd=_run_cmd(plan, "--stage", st.name, "--runner", "batch"),
         )
         jobs.append(RenderedJob(st.name, plan.launch_dir / f"stage-{st.name}.sh", text, list(st.depends_on), _var(st.name)))

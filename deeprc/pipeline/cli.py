@@ -65,7 +65,7 @@ def default_run_dir(pipe: Any, site: Any) -> Path:
 def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str = "pilot", profile: str = "full",
                  run_dir: str | Path | None = None, stages: list[str] | None = None, resume: bool = True,
                  cores: int | None = None, quiet: bool = False, report: bool = True,
-                 pilot: Any = None) -> tuple[Any, Path]:
+                 pilot: Any = None, rank_lines: dict[str, list[str]] | None = None) -> tuple[Any, Path]:
     """Run a pipeline file and return (RunResult, run folder). Used by the CLI, tests and benchmarks.
 
     The run records the `deeprc-deploy run ...` command line that repeats (resumes) it.
@@ -95,7 +95,7 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
     if runner == "batch":
         from deeprc.pipeline.batch import BatchBackend
 
-        backend: Any = BatchBackend(site, cores=cores)
+        backend: Any = BatchBackend(site, cores=cores, rank_lines=rank_lines)
     elif runner == "pilot":
         from deeprc.pipeline.pilot import PilotBackend
 
@@ -138,16 +138,25 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
 @click.option("--no-resume", is_flag=True, help="Rerun stages even when their outputs are up to date.")
 @click.option("--cores", type=click.IntRange(1, 1_000_000), default=None, help="The pilot's size in cores (default: site or 8 on local); with --runner batch, run "
               "independent stages side by side within this many cores (default: one stage at a time).")
+@click.argument("rank_line", nargs=-1, type=click.UNPROCESSED)
 def run(pipeline: str, site_name: str, runner: str, profile: str, run_dir: str | None, stages: tuple[str, ...],
-        no_resume: bool, cores: int | None) -> None:
-    """Run PIPELINE here with Radical Pilot (pilot) or one launcher call per stage (batch)."""
+        no_resume: bool, cores: int | None, rank_line: tuple[str, ...]) -> None:
+    """Run PIPELINE here with Radical Pilot (pilot) or one launcher call per stage (batch).
+
+    `--runner batch --stage S -- LINE...`: start S's ranks with exactly LINE (what a batch job script
+    rendered by `launch` passes; the entry point reads the attempt from DEEPRC_ATTEMPT).
+    """
+    if rank_line and (runner != "batch" or len(stages) != 1):
+        raise DeepRCError("a rank line after `--` needs --runner batch and exactly one --stage. "
+                          "Fix: add them, or drop the words after `--`.")
     site = load_site_or_default(site_name)
     if (runner == "batch" and not stages and site is not None and getattr(site, "scheduler", "local") != "local"
             and not os.environ.get("SLURM_JOB_ID")):
         _delegate_launch(pipeline, site_name, profile, run_dir)
         return
     result, path = run_pipeline(pipeline, site_name=site_name, runner=runner, profile=profile, run_dir=run_dir,
-                                stages=list(stages), resume=not no_resume, cores=cores)
+                                stages=list(stages), resume=not no_resume, cores=cores,
+                                rank_lines={stages[0]: list(rank_line)} if rank_line else None)
     if result.state == "canceled":
         sys.exit(128 + int(result.signum or 2))
     if result.state != "done":

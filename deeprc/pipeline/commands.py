@@ -55,16 +55,17 @@ def _fill(arg: str, run_dir: Path, stage: Stage, python: str | None = None) -> s
         return arg  # braces that are not ours stay as written
 
 
-def stage_argv(run_dir: Path, stage: Stage, attempt: int, site: Any = None, wrap_image: bool = True,
+def stage_argv(run_dir: Path, stage: Stage, attempt: int | None, site: Any = None, wrap_image: bool = True,
                python: str | None = None) -> list[str]:
     """The program one rank runs: the entry point for functions, the command otherwise.
 
     `image_command` stages are wrapped with the site's container runtime unless `wrap_image` is
-    False (the caller's launcher line does it, see `launch_argv`).
+    False (the caller's launcher line does it, see `launch_argv`). Without `attempt` the entry point
+    reads it from DEEPRC_ATTEMPT (the same line then serves every attempt: a batch job's rank line).
     """
     if stage.kind == "function":
         return [python or sys.executable, "-m", "deeprc.pipeline.entry", "--run-dir", str(run_dir), "--stage", stage.name,
-                "--attempt", str(attempt)]
+                *(["--attempt", str(attempt)] if attempt is not None else [])]
     argv = [_fill(a, run_dir, stage, python) for a in (stage.command or stage.image_command or [])]
     if stage.kind == "image_command" and wrap_image:
         argv = in_image(argv, site, stage, run_dir)
@@ -105,7 +106,8 @@ def launch_argv(ranks: int, argv: list[str], site: Any = None, cores_per_rank: i
     return [mpiexec_path(), "-n", str(ranks), "--oversubscribe", "--bind-to", "none", *argv]
 
 
-def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int, site: Any = None) -> list[str]:
+def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int | None, site: Any = None, nodes: int | None = None,
+                      ranks_per_node: int | None = None) -> list[str]:
     """The whole launcher line of one stage attempt (batch runner).
 
     Locally: this venv's mpiexec. On a scheduler site (inside the stage's job): the site's launcher,
@@ -120,8 +122,8 @@ def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int, site: Any = Non
     imaged = container is not None and getattr(container, "runtime", "none") != "none"
     python = IMAGE_PYTHON if imaged else None
     return rank_command(site, stage.ranks, stage_argv(run_dir, stage, attempt, site, wrap_image=False, python=python),
-                        cores_per_rank=stage.cores_per_rank, gpus_per_rank=stage.gpus_per_rank,
-                        binds=[str(run_dir)])
+                        nodes=nodes, ranks_per_node=ranks_per_node, cores_per_rank=stage.cores_per_rank,
+                        gpus_per_rank=stage.gpus_per_rank, binds=[str(run_dir)])
 
 
 def check_image(site: Any) -> bool:

@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m deeprc.pipeline.entry", description=__doc__.splitlines()[0])
     ap.add_argument("--run-dir")
     ap.add_argument("--stage")
-    ap.add_argument("--attempt", type=int, default=1)
+    ap.add_argument("--attempt", type=int, default=int(os.environ.get("DEEPRC_ATTEMPT") or 1),
+                    help="default: $DEEPRC_ATTEMPT (set by the runner for every attempt), else 1")
     ap.add_argument("--log", help="append stdout/stderr to this file")
     ap.add_argument("--exec", dest="exec_argv", nargs=argparse.REMAINDER,
                     help="run this command (after --log) instead of a stage function")

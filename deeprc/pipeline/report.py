@@ -40,7 +40,10 @@ def timeline_chart(run_dir: Path, out: Path) -> Path | None:
     spans = task_spans(RunFolder(run_dir).timeline())
     if not spans:
         return None
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # a container site's host has only DeepRC's client: the report goes without the chart
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
