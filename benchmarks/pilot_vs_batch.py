@@ -154,7 +154,7 @@ def slurm_runs(pipeline: str, profile: str, runs: int, out: Path, site: str = "l
     res: dict = {mode: {"walls": []} for mode in ("pilot", "batch")}
     for i in range(runs):
         for mode in ("pilot", "batch"):  # interleaved, so machine-load drift hits both modes alike
-            run_dir = out / f"{site}-{mode}-{i}"
+            run_dir = out / f"{Path(site).stem}-{mode}-{i}"  # a site may be a YAML path
             t0 = time.time()
             p = subprocess.run([sys.executable, "-m", "deeprc.cli", "launch", pipeline, "--site", site,
                                 "--mode", mode, "--profile", profile, "--run-dir", str(run_dir)],

@@ -43,10 +43,29 @@ class Charliecloud(Runtime):
         out = [self.program, "--set-env"]  # the image's own environment (IMAGE/ch/environment)
         for k, v in bind_model_env(site).items():
             out.append(f"--set-env={k}={v}")
+        root = expand(str(image))
         for b in self.all_binds(site, binds):
-            out += ["-b", b]
+            out += ["-b", mountable(root, b)]
         out += self.options(site)
-        return out + [expand(str(image)), "--", *map(str, argv)]
+        return out + [root, "--", *map(str, argv)]
+
+
+def mountable(root: str, bind: str) -> str:
+    """`bind`, or the nearest folder above it that has a mount point in the image directory `root`.
+
+    ch-run cannot create a bind target in a read-only image; Apptainer would. A run folder such as
+    /var/tmp/runs/r1 is then reached through /var/tmp (a mount point `unpack` created). Binds with an
+    explicit target, and images this host cannot see (a dry run elsewhere), are left as written.
+    """
+    if ":" in bind or not Path(root).is_dir():
+        return bind
+    path = Path(bind)
+    for candidate in (path, *path.parents):
+        if str(candidate) == "/":
+            break
+        if (Path(root) / str(candidate).lstrip("/")).is_dir():
+            return str(candidate)
+    return bind
 
 
 def _podman(*args: str, timeout: int = 120) -> str:

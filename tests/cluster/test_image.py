@@ -98,7 +98,7 @@ def test_demo_runs_inside_the_image_on_both_nodes(cluster: dict, image_site: Pat
         line = next(x for x in log.splitlines() if "warm worker answered" in x)
         assert "node1" in line and "node2" in line and f"python {IMAGE_PYTHON}" in line and "in the image" in line, line
         worker = (run / "rp" / "raptor-worker.sh").read_text()
-        assert f"ch-run --set-env -b {run}" in worker and str(cluster_image(image_site)) in worker
+        assert "exec ch-run --set-env -b /tmp " in worker and str(cluster_image(image_site)) in worker  # run under /tmp
 
 
 def cluster_image(site: Path) -> str:

@@ -13,6 +13,7 @@ import yaml
 
 from deeprc import __version__
 from deeprc.runtimes import get_runtime, rank_command
+from deeprc.runtimes.charliecloud import mountable
 from deeprc.sites import load_site
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,3 +65,15 @@ def test_missing_image_is_refused_before_anything_starts(tmp_path: Path) -> None
     assert f"field 'container.image': the image {tmp_path / 'no-such-image'} does not exist" in proc.stderr
     assert "deeprc-deploy build --site" in proc.stderr
     assert not (tmp_path / "run" / "rp").exists()
+
+
+def test_binds_reach_run_folders_through_mount_points_the_image_has(tmp_path: Path) -> None:
+    """ch-run cannot create /var/tmp/runs/r1 in a read-only image: the nearest mount point above it is bound."""
+    image = tmp_path / "img"
+    (image / "var" / "tmp").mkdir(parents=True)
+    (image / "scratch" / "proj").mkdir(parents=True)
+    assert mountable(str(image), "/var/tmp/runs/r1") == "/var/tmp"
+    assert mountable(str(image), "/scratch/proj") == "/scratch/proj"
+    assert mountable(str(image), "/nowhere/r1") == "/nowhere/r1"  # left for ch-run to report
+    assert mountable(str(image), "/data:/var/tmp/in") == "/data:/var/tmp/in"  # an explicit target stays
+    assert mountable(str(tmp_path / "not-here"), "/var/tmp/runs/r1") == "/var/tmp/runs/r1"  # dry run elsewhere
