@@ -291,9 +291,10 @@ def site_requirements(site: Any) -> set[str]:
     needed: set[str] = set()
     if site is None:
         return needed
-    scheduler = str(getattr(site, "scheduler", "local") or "local")
-    scheduler = getattr(scheduler, "value", scheduler)
-    needed |= {"slurm": {"sbatch", "srun"}, "pbs": {"qsub"}, "lsf": {"bsub"}, "flux": {"flux"}}.get(scheduler, set())
+    from deeprc.schedulers import get_scheduler
+
+    commands = get_scheduler(str(getattr(site, "scheduler", "local") or "local")).commands
+    needed |= set(commands[:1]) & set(SCHEDULER_PROBES)  # its submit program
     launcher = str(getattr(site, "launcher", "") or "")
     if launcher in ("mpiexec", "mpirun"):
         needed |= {"mpi", "mpi_hello"}

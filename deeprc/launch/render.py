@@ -160,7 +160,7 @@ def render(plan: LaunchPlan) -> list[RenderedJob]:
     if plan.mode == "pilot":
         part = plan.part
         req = _request(plan, f"deeprc-{pipe.name}", plan.nodes, plan.nodes * part.cores_per_node,
-                       part.gpus_per_node, "pilot-%j.out" if sched.name == "slurm" else "pilot.out")
+                       part.gpus_per_node, sched.output_name("pilot"))
         text = tmpl.render(
             **_common(plan), directives=sched.directives(req), title=f"pipeline {pipe.name} on site {plan.site.name}",
             rp_label=plan.site.rp_resource()[0], rp_pattern=re.escape(str(plan.run_dir / "rp")) + "/", rp_config_dir=str(plan.launch_dir / "radical"),
@@ -172,7 +172,7 @@ def render(plan: LaunchPlan) -> list[RenderedJob]:
     for st in plan.stages:
         gpn = (int(st.gpus_per_rank * st.ranks_per_node + 0.999) if st.gpus_per_rank else 0)
         req = _request(plan, f"deeprc-{pipe.name}-{st.name}", st.nodes, st.ranks, gpn,
-                       f"{st.name}-%j.out" if sched.name == "slurm" else f"{st.name}.out", st.ranks_per_node)
+                       sched.output_name(st.name), st.ranks_per_node)
         text = tmpl.render(
             **_common(plan), directives=sched.directives(req), title=f"stage {st.name} of pipeline {pipe.name} on site {plan.site.name}",
             stage=st.name, rank_line=rank_line(plan, st),
@@ -195,13 +195,7 @@ def submit_script(plan: LaunchPlan, jobs: list[RenderedJob]) -> str:
         words = [f'"{w}"' if "${" in w and not w.startswith('"') else w for w in words]
         if sched.submit_stdin:
             words.append("< " + shlex.quote(str(j.script_path)))
-        cmd = " ".join(words)
-        if sched.name == "pbs" or sched.name == "flux":
-            pass
-        elif sched.name == "lsf":
-            cmd += " | sed -n 's/^Job <\\([0-9]*\\)>.*/\\1/p'"
-        elif sched.name == "local":
-            cmd = f"setsid {cmd} > {shlex.quote(str(plan.launch_dir / (j.key + '.out')))} 2>&1 & echo $!"
+        cmd = sched.submit_line(" ".join(words), str(plan.launch_dir / (j.key + ".out")))
         rows.append({"key": j.key, "var": j.var, "submit": cmd})
     for a in by_key.values():
         for dep in a.after:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import ClassVar, Mapping, Sequence
 
 from deeprc.errors import DeepRCError
+from deeprc.registry import Registry
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Launcher:
     name: str = "local"
     program: str = ""
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    rp_launch_method: ClassVar[str] = "FORK"  # Radical Pilot's launch method for the same launcher
 
     def command(self, ranks: int, argv: Sequence[str], env: Mapping[str, str] | None = None, **opts: object) -> list[str]:
         if ranks < 1:
@@ -50,3 +52,8 @@ def env_prefix(env: Mapping[str, str] | None) -> list[str]:
 def _int(opts: Mapping[str, object], key: str) -> int | None:
     v = opts.get(key)
     return int(v) if v not in (None, "", 0) else None  # type: ignore[arg-type]
+
+
+LAUNCHERS: Registry[Launcher] = Registry("launcher")
+register_launcher = LAUNCHERS.register
+register_launcher("local")(Launcher)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from deeprc.launchers.base import Launcher, _int
+from deeprc.launchers.base import Launcher, _int, register_launcher
 
 
+@register_launcher("mpiexec")
 class Mpiexec(Launcher):
+    rp_launch_method = "MPIEXEC"
+
     def __init__(self, program: str = "mpiexec") -> None:
         super().__init__(name=program, program=program)
 
@@ -34,6 +37,9 @@ class Mpiexec(Launcher):
         return out
 
 
+@register_launcher("mpirun")
 class Mpirun(Mpiexec):
+    rp_launch_method = "MPIRUN"
+
     def __init__(self) -> None:
         super().__init__(program="mpirun")

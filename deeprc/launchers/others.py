@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from deeprc.launchers.base import Launcher, _int
+from deeprc.launchers.base import Launcher, _int, register_launcher
 
 
+@register_launcher("jsrun")
 class Jsrun(Launcher):
     """One resource set per rank: `jsrun -n N -a 1 -c C -g G`."""
+    rp_launch_method = "JSRUN"
 
     def __init__(self) -> None:
         super().__init__(name="jsrun", program="jsrun")
@@ -21,7 +23,10 @@ class Jsrun(Launcher):
         return out
 
 
+@register_launcher("aprun")
 class Aprun(Launcher):
+    rp_launch_method = "APRUN"
+
     def __init__(self) -> None:
         super().__init__(name="aprun", program="aprun")
 
@@ -34,7 +39,10 @@ class Aprun(Launcher):
         return out
 
 
+@register_launcher("flux")
 class FluxRun(Launcher):
+    rp_launch_method = "FLUX"
+
     def __init__(self) -> None:
         super().__init__(name="flux", program="flux")
 
@@ -49,8 +57,10 @@ class FluxRun(Launcher):
         return out
 
 
+@register_launcher("ibrun")
 class Ibrun(Launcher):
     """TACC's `ibrun` (Frontera, Stampede3): the allocation's ranks, or `-n N -o 0` for fewer."""
+    rp_launch_method = "IBRUN"
 
     def __init__(self) -> None:
         super().__init__(name="ibrun", program="ibrun")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from deeprc.launchers.base import Launcher, _int
+from deeprc.launchers.base import Launcher, _int, register_launcher
 
 
+@register_launcher("srun")
 class Srun(Launcher):
+    rp_launch_method = "SRUN"
+
     def __init__(self) -> None:
         super().__init__(name="srun", program="srun")
 

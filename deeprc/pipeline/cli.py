@@ -150,8 +150,10 @@ def run(pipeline: str, site_name: str, runner: str, profile: str, run_dir: str |
         raise DeepRCError("a rank line after `--` needs --runner batch and exactly one --stage. "
                           "Fix: add them, or drop the words after `--`.")
     site = load_site_or_default(site_name)
+    from deeprc.pipeline.pilot import inside_allocation
+
     if (runner == "batch" and not stages and site is not None and getattr(site, "scheduler", "local") != "local"
-            and not os.environ.get("SLURM_JOB_ID")):
+            and not inside_allocation()):
         _delegate_launch(pipeline, site_name, profile, run_dir)
         return
     result, path = run_pipeline(pipeline, site_name=site_name, runner=runner, profile=profile, run_dir=run_dir,

@@ -33,6 +33,13 @@ KILL_WAIT_S = 3.0  # how long closing waits for the launcher to report the pilot
 LOCAL_CORES = 8  # local.localhost offers 8 (oversubscribed) cores per node
 
 
+def inside_allocation() -> bool:
+    """This process runs inside a batch job of any registered scheduler (its job-id variable is set)."""
+    from deeprc.schedulers import SCHEDULERS, get_scheduler
+
+    return any(v in os.environ for v in (get_scheduler(n).job_id_var for n in SCHEDULERS if n != "local") if v)
+
+
 def usable_cores() -> int:
     """Cores this process may run on (its affinity mask), the local run's real core budget."""
     try:
@@ -109,7 +116,7 @@ class Pilot:
         cfg_dir = self.base / ".radical" / "pilot" / "configs"
         cfg_dir.mkdir(parents=True, exist_ok=True)
         label, cfg = self.site.rp_resource() if self.site is not None else ("local.localhost", None)
-        inside = any(k in os.environ for k in ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "FLUX_JOB_ID"))
+        inside = inside_allocation()
         if cfg is None and label == "local.localhost":
             import radical.pilot as rp
 

@@ -6,28 +6,14 @@
 
 from __future__ import annotations
 
-from deeprc.registry import create
-from deeprc.runtimes.apptainer import Apptainer, Singularity
-from deeprc.runtimes.base import Runtime
-from deeprc.runtimes.charliecloud import Charliecloud
-from deeprc.runtimes.oci import Docker, Podman, PodmanHPC, Shifter
+from deeprc.runtimes import apptainer, charliecloud, oci  # noqa: F401  (they register themselves)
+from deeprc.runtimes.base import RUNTIMES, Runtime, register_runtime
 from deeprc.runtimes.ranks import gpu_visibility_wrapper, rank_command, rank_env
-
-RUNTIMES: dict[str, type[Runtime]] = {
-    "apptainer": Apptainer,
-    "singularity": Singularity,
-    "podman-hpc": PodmanHPC,
-    "podman": Podman,
-    "docker": Docker,
-    "shifter": Shifter,
-    "charliecloud": Charliecloud,
-    "none": Runtime,
-}
 
 
 def get_runtime(name: str) -> Runtime:
     """The runtime called `name` (apptainer, singularity, podman-hpc, podman, docker, shifter, charliecloud, none)."""
-    return create(RUNTIMES, name, "container runtime")
+    return RUNTIMES.create(name)
 
 
-__all__ = ["RUNTIMES", "Runtime", "get_runtime", "gpu_visibility_wrapper", "rank_command", "rank_env"]
+__all__ = ["RUNTIMES", "Runtime", "get_runtime", "register_runtime", "gpu_visibility_wrapper", "rank_command", "rank_env"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from deeprc.runtimes.base import Runtime, bind_model_env, expand
+from deeprc.runtimes.base import Runtime, bind_model_env, expand, register_runtime
 
 
+@register_runtime("apptainer")
 class Apptainer(Runtime):
     def __init__(self, program: str = "apptainer") -> None:
         super().__init__(name=program, program=program)
@@ -27,6 +28,7 @@ class Apptainer(Runtime):
         return out + [expand(str(image)), *map(str, argv)]
 
 
+@register_runtime("singularity")
 class Singularity(Apptainer):
     def __init__(self) -> None:
         super().__init__(program="singularity")

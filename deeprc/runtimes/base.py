@@ -6,6 +6,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from deeprc.registry import Registry
+
 
 @dataclass
 class Runtime:
@@ -79,3 +81,8 @@ def expand(path: str) -> str:
     import os
 
     return os.path.expandvars(os.path.expanduser(str(path)))
+
+
+RUNTIMES: Registry[Runtime] = Registry("container runtime")
+register_runtime = RUNTIMES.register
+register_runtime("none")(Runtime)

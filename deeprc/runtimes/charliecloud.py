@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from deeprc.errors import DeepRCError
-from deeprc.runtimes.base import Runtime, bind_model_env, expand
+from deeprc.runtimes.base import Runtime, bind_model_env, expand, register_runtime
 
 MARKER = "ch/deeprc-image.json"  # which image a directory was unpacked from (reused when it matches)
 
 
+@register_runtime("charliecloud")
 class Charliecloud(Runtime):
     def __init__(self) -> None:
         super().__init__(name="charliecloud", program="ch-run")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from deeprc.runtimes.base import Runtime, bind_model_env, expand
+from deeprc.runtimes.base import Runtime, bind_model_env, expand, register_runtime
 
 # host variables every rank needs inside the image (rank ids, PMI wire-up, DeepRC's own)
 PASS_PREFIXES = ("DEEPRC_", "OMPI_", "PMIX_", "PMI_", "PRTE_", "SLURM_", "PALS_", "CUDA_", "ROCR_", "HIP_", "NCCL_",
                  "GLOO_", "UCX_", "FI_", "TF_", "OMP_")
 
 
+@register_runtime("podman")
 class Podman(Runtime):
     """`podman run --rm --network host --ipc host -v X:X --env PREFIX* IMAGE argv`."""
 
@@ -42,6 +43,7 @@ class Podman(Runtime):
         return out + [expand(str(image)), *map(str, argv)]
 
 
+@register_runtime("docker")
 class Docker(Podman):
     """Docker has no wildcard `--env`; the caller's variables and the rank ids are passed by name."""
 
@@ -60,6 +62,7 @@ class Docker(Podman):
         return out
 
 
+@register_runtime("podman-hpc")
 class PodmanHPC(Podman):
     """NERSC podman-hpc: `--gpu` and `--mpi` (Cray MPICH bind) modules, shared-run friendly."""
 
@@ -84,6 +87,7 @@ class PodmanHPC(Podman):
         return out + [expand(str(image)), *map(str, argv)]
 
 
+@register_runtime("shifter")
 class Shifter(Runtime):
     """NERSC shifter: `shifter --image=IMG --volume=a:a --module=gpu argv`."""
 

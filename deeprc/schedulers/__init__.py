@@ -1,24 +1,14 @@
-"""Schedulers: `get_scheduler(name)` for slurm, pbs, lsf, flux and local."""
+"""Schedulers: `get_scheduler(name)`; the built-in ones (slurm, pbs, lsf, flux, local) register on import."""
 
 from __future__ import annotations
 
-from deeprc.errors import DeepRCError
-from deeprc.schedulers.base import JobRequest, Scheduler
-from deeprc.schedulers.flux import Flux
-from deeprc.schedulers.local import Local
-from deeprc.schedulers.lsf import LSF
-from deeprc.schedulers.pbs import PBS
-from deeprc.schedulers.slurm import Slurm
-
-SCHEDULERS: dict[str, type[Scheduler]] = {"slurm": Slurm, "pbs": PBS, "lsf": LSF, "flux": Flux, "local": Local}
+from deeprc.schedulers import flux, local, lsf, pbs, slurm  # noqa: F401  (they register themselves)
+from deeprc.schedulers.base import SCHEDULERS, JobRequest, Scheduler, register_scheduler
 
 
 def get_scheduler(name: str) -> Scheduler:
     """The scheduler called `name`."""
-    try:
-        return SCHEDULERS[name]()
-    except KeyError:
-        raise DeepRCError(f"unknown scheduler '{name}'. Fix: use one of {', '.join(SCHEDULERS)}.") from None
+    return SCHEDULERS.create(name)
 
 
-__all__ = ["JobRequest", "SCHEDULERS", "Scheduler", "get_scheduler"]
+__all__ = ["JobRequest", "SCHEDULERS", "Scheduler", "get_scheduler", "register_scheduler"]

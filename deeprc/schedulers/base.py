@@ -6,6 +6,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from deeprc.registry import Registry
+
 # states every scheduler's answer is mapped to
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, UNKNOWN = "queued", "running", "done", "failed", "cancelled", "unknown"
 
@@ -35,13 +37,25 @@ def tasks_per_node(job: JobRequest) -> int:
 
 
 class Scheduler:
-    """A batch system. Subclasses set `name`, `prefix` and the command builders."""
+    """A batch system. Subclasses set `name`, `prefix` and the command builders, and register themselves
+    with `@register_scheduler(NAME)`: everything about their name lives in their module."""
 
     name = "local"
     prefix = ""  # directive prefix, e.g. '#SBATCH'
     job_id_var = ""
     node_count_var = ""  # the allocation's node count inside a job (empty: not offered)
     submit_stdin = False  # True: the script goes to the submit command's stdin (LSF)
+    commands: tuple[str, ...] = ()  # its submit, status and cancel programs (`sites probe`, `doctor`)
+    rp_resource_manager = "FORK"  # Radical Pilot's resource manager for its allocations
+    rp_job_url = "fork"  # Radical Pilot's job-manager URL scheme for submitting a pilot job
+
+    def output_name(self, stem: str) -> str:
+        """The job log's file name (schedulers with a job-id placeholder put it in)."""
+        return f"{stem}.out"
+
+    def submit_line(self, command: str, log: str) -> str:
+        """The submit script's line for one job: prints the new job's id on stdout."""
+        return command
 
     def directives(self, job: JobRequest) -> list[str]:
         """The directive lines of the job script (values shell-quoted)."""
@@ -86,3 +100,7 @@ class Scheduler:
 def q(value: object) -> str:
     """shlex.quote for any value."""
     return shlex.quote(str(value))
+
+
+SCHEDULERS: Registry[Scheduler] = Registry("scheduler")
+register_scheduler = SCHEDULERS.register

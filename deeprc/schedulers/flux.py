@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from deeprc.schedulers.base import CANCELLED, DONE, FAILED, QUEUED, RUNNING, UNKNOWN, JobRequest, Scheduler, q
+from deeprc.schedulers.base import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, UNKNOWN, JobRequest, q,
+                                    register_scheduler, Scheduler)
 from deeprc.sites.walltime import parse_walltime
 
 _STATES = {"DEPEND": QUEUED, "PRIORITY": QUEUED, "SCHED": QUEUED, "RUN": RUNNING, "CLEANUP": RUNNING,
            "COMPLETED": DONE, "FAILED": FAILED, "TIMEOUT": FAILED, "CANCELED": CANCELLED, "CANCELLED": CANCELLED}
 
 
+@register_scheduler("flux")
 class Flux(Scheduler):
     name = "flux"
+    commands = ("flux",)
+    rp_resource_manager = "FLUX"
+    rp_job_url = "flux"
     prefix = "#FLUX:"
     job_id_var = "FLUX_JOB_ID"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from deeprc.schedulers.base import DONE, RUNNING, JobRequest, Scheduler
+from deeprc.schedulers.base import (DONE, RUNNING, JobRequest, register_scheduler, Scheduler)
 
 
 RUN_MARK = "DEEPRC_LAUNCH_RUN"  # set in a local job's environment: the run folder that started it
@@ -56,8 +56,17 @@ def owned_by(pid_text: str, run_dir: str, started: str | None) -> str | None:
     return None
 
 
+@register_scheduler("local")
 class Local(Scheduler):
     name = "local"
+    commands = ()
+    rp_resource_manager = "FORK"
+    rp_job_url = "fork"
+
+    def submit_line(self, command: str, log: str) -> str:
+        import shlex
+
+        return f"setsid {command} > {shlex.quote(log)} 2>&1 & echo $!"  # the job's pid is its id
     prefix = "#"
     job_id_var = "DEEPRC_JOB_ID"
 

@@ -5,14 +5,22 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from deeprc.schedulers.base import CANCELLED, DONE, FAILED, QUEUED, RUNNING, UNKNOWN, JobRequest, Scheduler, q
+from deeprc.schedulers.base import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, UNKNOWN, JobRequest, q,
+                                    register_scheduler, Scheduler)
 
 _STATES = {"PEND": QUEUED, "PSUSP": QUEUED, "USUSP": QUEUED, "SSUSP": QUEUED, "WAIT": QUEUED, "RUN": RUNNING,
            "DONE": DONE, "EXIT": FAILED, "ZOMBI": CANCELLED}
 
 
+@register_scheduler("lsf")
 class LSF(Scheduler):
     name = "lsf"
+    commands = ("bsub", "bjobs", "bkill")
+    rp_resource_manager = "LSF"
+    rp_job_url = "lsf"
+
+    def submit_line(self, command: str, log: str) -> str:
+        return command + " | sed -n 's/^Job <\\([0-9]*\\)>.*/\\1/p'"  # bsub prints `Job <ID> is submitted ...`
     prefix = "#BSUB"
     job_id_var = "LSB_JOBID"
     submit_stdin = True  # `bsub < script`: LSF reads #BSUB lines only from stdin

@@ -6,14 +6,18 @@ import re
 from typing import Sequence
 
 from deeprc.schedulers.base import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, UNKNOWN, JobRequest, Scheduler, q,
-                                    tasks_per_node)
+                                    register_scheduler, tasks_per_node)
 
 _STATES = {"Q": QUEUED, "H": QUEUED, "W": QUEUED, "T": QUEUED, "S": QUEUED, "B": RUNNING, "R": RUNNING, "E": RUNNING,
            "F": DONE, "X": DONE}
 
 
+@register_scheduler("pbs")
 class PBS(Scheduler):
     name = "pbs"
+    commands = ("qsub", "qstat", "qdel")
+    rp_resource_manager = "PBSPRO"
+    rp_job_url = "pbspro"
     prefix = "#PBS"
     job_id_var = "PBS_JOBID"
     node_count_var = "PBS_NUM_NODES"

@@ -7,7 +7,7 @@ import subprocess
 from typing import Mapping, Sequence
 
 from deeprc.schedulers.base import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, UNKNOWN, JobRequest, Scheduler, q,
-                                    tasks_per_node)
+                                    register_scheduler, tasks_per_node)
 
 _STATES = {
     "PENDING": QUEUED, "CONFIGURING": QUEUED, "REQUEUED": QUEUED, "SUSPENDED": QUEUED, "RESV_DEL_HOLD": QUEUED,
@@ -19,8 +19,15 @@ _STATES = {
 }
 
 
+@register_scheduler("slurm")
 class Slurm(Scheduler):
     name = "slurm"
+    commands = ("sbatch", "squeue", "scancel")
+    rp_resource_manager = "SLURM"
+    rp_job_url = "slurm"
+
+    def output_name(self, stem: str) -> str:
+        return f"{stem}-%j.out"
     prefix = "#SBATCH"
     job_id_var = "SLURM_JOB_ID"
     node_count_var = "SLURM_JOB_NUM_NODES"

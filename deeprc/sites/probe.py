@@ -8,12 +8,10 @@ import subprocess
 from pathlib import Path
 from typing import Iterator
 
+from deeprc.runtimes import get_runtime
+from deeprc.schedulers import get_scheduler
 from deeprc.sites.schema import Site
 
-_SCHED_CMDS = {"slurm": ["sbatch", "squeue", "scancel"], "pbs": ["qsub", "qstat", "qdel"], "lsf": ["bsub", "bjobs", "bkill"],
-               "flux": ["flux"], "local": []}
-_RUNTIME_CMD = {"apptainer": "apptainer", "singularity": "singularity", "podman-hpc": "podman-hpc", "podman": "podman",
-                "docker": "docker", "shifter": "shifter"}
 
 
 def on_this_site(site: Site) -> bool:
@@ -24,13 +22,14 @@ def on_this_site(site: Site) -> bool:
     if site.hostnames:
         names = {socket.gethostname(), socket.getfqdn()}
         return any(fnmatch.fnmatch(h, p) for h in names for p in site.hostnames)
-    return site.scheduler == "local" or bool(shutil.which(_SCHED_CMDS[site.scheduler][0]))
+    commands = get_scheduler(site.scheduler).commands
+    return not commands or bool(shutil.which(commands[0]))
 
 
 def probe(site: Site) -> Iterator[tuple[str, bool | None, str]]:
     """(item, ok, detail) rows; ok None means 'not on this host' (expected off-site), False a real failure."""
     on_site = on_this_site(site)
-    for cmd in _SCHED_CMDS[site.scheduler]:
+    for cmd in get_scheduler(site.scheduler).commands:
         path = shutil.which(cmd)
         yield f"scheduler command {cmd}", bool(path) or None, path or "not on PATH (not on this site?)"
     launcher = {"flux": "flux", "local": ""}.get(site.launcher, site.launcher)
@@ -47,7 +46,7 @@ def probe(site: Site) -> Iterator[tuple[str, bool | None, str]]:
                 yield f"module {m}", r.returncode == 0, "available" if r.returncode == 0 else "not available"
     rt = site.container.runtime
     if rt != "none":
-        path = shutil.which(_RUNTIME_CMD[rt])
+        path = shutil.which(get_runtime(rt).program)
         yield f"runtime {rt}", True if path else (False if on_site else None), path or "not on PATH"
         image = site.container.image or ""
         if image.startswith("/") or image.endswith(".sif"):

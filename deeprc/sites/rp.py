@@ -8,9 +8,6 @@ from typing import Any
 
 from deeprc.sites.schema import Site
 
-_RM = {"slurm": "SLURM", "pbs": "PBSPRO", "lsf": "LSF", "flux": "FLUX", "local": "FORK"}
-_LM = {"ibrun": "IBRUN", "srun": "SRUN", "mpiexec": "MPIEXEC", "mpirun": "MPIRUN", "jsrun": "JSRUN", "aprun": "APRUN", "flux": "FLUX", "local": "FORK"}
-_JOB_URL = {"slurm": "slurm", "pbs": "pbspro", "lsf": "lsf", "flux": "flux", "local": "fork"}
 
 
 def rp_label(site: Site) -> str:
@@ -35,8 +32,12 @@ def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str
     """
     if site.scheduler == "local" and not site.rp:
         return "local.localhost", None
+    from deeprc.launchers import get_launcher
+    from deeprc.schedulers import get_scheduler
+
+    sched = get_scheduler(site.scheduler)  # the scheduler and launcher own their Radical Pilot names
     pname, part = site.partition(partition)
-    lm = _LM[site.launcher]
+    lm = get_launcher(site.launcher).rp_launch_method
     order = [lm] + [m for m in ("MPIEXEC", "FORK") if m != lm and site.scheduler == "local"]
     pre: list[str] = []
     lm_pre: list[str] = []
@@ -65,12 +66,12 @@ def rp_resource(site: Site, partition: str | None = None) -> tuple[str, dict[str
             "interactive": {"job_manager_endpoint": "fork://localhost/", "filesystem_endpoint": "file://localhost/"},
             "batch": {"job_manager_endpoint": "fork://localhost/", "filesystem_endpoint": "file://localhost/"},
             "local": {
-                "job_manager_endpoint": f"{_JOB_URL[site.scheduler]}://localhost/",
+                "job_manager_endpoint": f"{sched.rp_job_url}://localhost/",
                 "filesystem_endpoint": "file://localhost/",
             },
         },
         "default_queue": pname if site.scheduler != "local" else "",
-        "resource_manager": _RM[site.scheduler],
+        "resource_manager": sched.rp_resource_manager,
         "agent_config": "default",
         "agent_scheduler": "CONTINUOUS",
         "agent_spawner": "POPEN",

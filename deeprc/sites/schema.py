@@ -9,9 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from deeprc.sites.walltime import parse_walltime
 
-SCHEDULERS = ("slurm", "pbs", "lsf", "flux", "local")
-LAUNCHERS = ("srun", "mpiexec", "mpirun", "jsrun", "aprun", "flux", "ibrun", "local")
-RUNTIMES = ("apptainer", "singularity", "podman-hpc", "podman", "docker", "shifter", "charliecloud", "none")
+
+def _registered(kind: str) -> Any:
+    """A field validator: the value must name a registered plug-in (deeprc.schedulers/launchers/runtimes)."""
+    def check(cls: Any, value: str) -> str:
+        import importlib
+
+        return getattr(importlib.import_module(f"deeprc.{kind}"), kind.upper()).check(value)
+    return classmethod(check)
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -84,11 +89,12 @@ class Partition(_Strict):
 class Container(_Strict):
     """How stages run inside the site's image."""
 
-    runtime: Literal["apptainer", "singularity", "podman-hpc", "podman", "docker", "shifter", "charliecloud", "none"] = "none"
+    runtime: str = Field(default="none", description="a registered container runtime (deeprc.runtimes)")
     image: str | None = None
     gpu_flag: str | None = Field(default=None, description="GPU flag; default per runtime and GPU vendor")
     binds: list[str] = Field(default_factory=list)
     options: list[str] = Field(default_factory=list, description="extra arguments to the runtime's run/exec")
+    _runtime = field_validator("runtime")(_registered("runtimes"))
 
     @model_validator(mode="after")
     def _image(self) -> "Container":
@@ -166,8 +172,8 @@ class Site(_Strict):
     name: str = ""
     description: str = ""
     hostnames: list[str] = Field(default_factory=list, description="fnmatch patterns for detect_site")
-    scheduler: Literal["slurm", "pbs", "lsf", "flux", "local"] = "local"
-    launcher: Literal["srun", "mpiexec", "mpirun", "jsrun", "aprun", "flux", "ibrun", "local"] = "mpiexec"
+    scheduler: str = Field(default="local", description="a registered scheduler (deeprc.schedulers)")
+    launcher: str = Field(default="mpiexec", description="a registered launcher (deeprc.launchers)")
     launcher_args: list[str] = Field(default_factory=list)
     gpu_binding: Literal["launcher", "local-rank", "none"] = "launcher"
     default_partition: str | None = None
@@ -192,6 +198,8 @@ class Site(_Strict):
     cloud: Cloud | None = None
 
     _env = field_validator("environment", "scheduler_env")(classmethod(lambda cls, v: _check_env(v)))
+    _scheduler = field_validator("scheduler")(_registered("schedulers"))
+    _launcher = field_validator("launcher")(_registered("launchers"))
     _rp = field_validator("rp")(classmethod(lambda cls, v: _check_rp(v)))
 
     def job_env(self) -> dict[str, str]:
