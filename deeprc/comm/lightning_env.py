@@ -90,12 +90,3 @@ class DeepRCEnvironment(ClusterEnvironment):
                 f"{self._size} ranks of the DeepRC communicator. Fix: pass devices=comm.local_size and "
                 f"num_nodes=comm.num_nodes ({self.comm.local_size} and {self.comm.num_nodes} here)."
             )
-
-    def __deepcopy__(self, memo: dict) -> "DeepRCEnvironment":
-        """The same environment: it stands for this process's ranks, and its communicator (a raptor worker's
-        MPI sub-communicator, say) cannot be copied. neuralforecast deep-copies the trainer's arguments."""
-        return self
-
-    def __reduce__(self) -> tuple:
-        # TypeError is what Lightning's `is_picklable` expects of what cannot be saved with the hyperparameters
-        raise TypeError("a DeepRCEnvironment holds this process's live communicator and cannot be pickled")

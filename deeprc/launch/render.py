@@ -12,7 +12,6 @@ import jinja2
 
 from deeprc.launch.plan import LaunchPlan
 from deeprc.schedulers import JobRequest, get_scheduler
-from deeprc.sites.rp import rp_label
 
 
 def deploy_dir() -> Path:
@@ -163,7 +162,7 @@ def render(plan: LaunchPlan) -> list[RenderedJob]:
                        part.gpus_per_node, sched.output_name("pilot"))
         text = tmpl.render(
             **_common(plan), directives=sched.directives(req), title=f"pipeline {pipe.name} on site {plan.site.name}",
-            rp_label=plan.site.rp_resource()[0], rp_pattern=re.escape(str(plan.run_dir / "rp")) + "/", rp_config_dir=str(plan.launch_dir / "radical"),
+            rp_label=plan.site.rp_resource()[0], rp_pattern=re.escape(str(plan.run_dir / "rp")) + "/",
             run_cmd=_run_cmd(plan, "--runner", "pilot", "--cores", str(plan.nodes * _rp_cores(plan))),
         )
         jobs.append(RenderedJob("pilot", plan.launch_dir / "pilot.sh", text, var="job_pilot",

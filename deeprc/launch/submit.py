@@ -28,10 +28,6 @@ def write_scripts(plan: LaunchPlan, jobs: list[RenderedJob]) -> None:
         j.script_path.chmod(0o700)
         for name, text in j.files.items():
             write_secret(plan.launch_dir / name, text)
-    if plan.mode == "pilot":
-        from deeprc.sites.rp import write_rp_config
-
-        write_rp_config(plan.site, plan.launch_dir / "radical" / ".radical" / "pilot" / "configs", plan.partition)
 
 
 def scheduler_env(extra: dict[str, str] | None) -> dict[str, str] | None:

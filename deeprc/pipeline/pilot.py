@@ -457,7 +457,6 @@ class PilotBackend:
         import radical.pilot as rp
 
         assert self.run is not None and self.pilot is not None
-        run_dir = self.run.path
         self.run.stage_dir(stage.name).mkdir(parents=True, exist_ok=True)
         log = self.run.log_path(stage.name)
         if stage.executable:

@@ -10,7 +10,7 @@ from deeprc.sites.loader import (
     search_path,
     validate_site,
 )
-from deeprc.sites.rp import rp_label, rp_user_config_dir, write_rp_config
+from deeprc.sites.rp import rp_label
 from deeprc.sites.schema import Site
 from deeprc.sites.walltime import format_walltime, parse_walltime
 
@@ -25,8 +25,6 @@ __all__ = [
     "load_site",
     "parse_walltime",
     "rp_label",
-    "rp_user_config_dir",
     "search_path",
     "validate_site",
-    "write_rp_config",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 from typing import Any
 
@@ -120,35 +119,3 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:
             _merge(base[k], v)
         else:
             base[k] = v
-
-
-def rp_user_config_dir() -> "Path":
-    """Where RP reads user resource configs: `$RADICAL_CONFIG_USER_DIR` (else `$HOME`) + `/.radical/pilot/configs`."""
-    from pathlib import Path
-
-    base = os.environ.get("RADICAL_CONFIG_USER_DIR") or os.path.expanduser("~")
-    return Path(base) / ".radical" / "pilot" / "configs"
-
-
-def write_rp_config(site: Site, config_dir: str | os.PathLike[str] | None = None, partition: str | None = None) -> str:
-    """Write `resource_deeprc.json` (merged with one already there) and return the label.
-
-    `config_dir` None (or equal to `$RADICAL_CONFIG_USER_DIR`, a base folder for RP) means
-    :func:`rp_user_config_dir`, the folder RP actually reads.
-    """
-    import json
-    from pathlib import Path
-
-    label, cfg = rp_resource(site, partition)
-    if cfg is None:
-        return label
-    env_base = os.environ.get("RADICAL_CONFIG_USER_DIR")
-    if config_dir is None or (env_base and Path(config_dir).resolve() == Path(env_base).resolve()):
-        path = rp_user_config_dir() / "resource_deeprc.json"
-    else:
-        path = Path(config_dir) / "resource_deeprc.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data[label.split(".", 1)[1]] = cfg
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return label
