@@ -114,7 +114,8 @@ def test_launcher_lines_local_and_site():
     assert line[0] == "srun" and "apptainer" in line and "/img/d.sif" in line
     assert line[line.index("/img/d.sif") + 1] == "python"  # the image's Python, not this venv's
     cmd = stage_launch_argv(Path("/r"), Stage(name="c", command=["echo", "{outdir}"]), 1, site)
-    assert cmd[0] == "srun" and "apptainer" not in cmd and cmd[-2:] == ["echo", "/r/stages/c"]
+    # every stage runs inside the site's image, commands too (issue 15)
+    assert cmd[0] == "srun" and "apptainer" in cmd and cmd[-3:] == ["/img/d.sif", "echo", "/r/stages/c"]
 
 
 def test_x_keys_hold_anchors_and_are_not_read(tmp_path):
