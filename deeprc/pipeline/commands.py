@@ -102,8 +102,13 @@ def is_local(site: Any) -> bool:
 
 
 def launch_argv(ranks: int, argv: list[str], site: Any = None, cores_per_rank: int = 1) -> list[str]:
-    """`mpiexec -n ranks argv` with this venv's Open MPI (local runs, oversubscribed, unbound)."""
-    return [mpiexec_path(), "-n", str(ranks), "--oversubscribe", "--bind-to", "none", *argv]
+    """`mpiexec -n ranks LAUNCHER_ARGS argv` with this venv's Open MPI; the site's `launcher_args` (the
+    `local` site's oversubscribe and unbind ranks: site-configs/local.yaml)."""
+    if site is None:
+        from deeprc.sites import load_site
+
+        site = load_site("local")
+    return [mpiexec_path(), "-n", str(ranks), *site.launcher_args, *argv]
 
 
 def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int | None, site: Any = None, nodes: int | None = None,
