@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from deeprc.data import io as _io
+import deeprc.data.io as _io
 from deeprc.data._comm import allreduce_int, collective, resolve_comm
 from deeprc.data.backends import resolve_backend
 from deeprc.data.groupby import check_columns, distributed_groupby, normalise_spec

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from deeprc.launchers import get_launcher
+from deeprc.runtimes.base import RUNTIMES
 
 # one POSIX-sh snippet (no config values inside) that picks this rank's GPUs from its local rank
 _GPU_SNIPPET = (
@@ -42,14 +43,12 @@ def rank_command(
     e.g. `srun --ntasks=8 --gpus-per-task=1 --gpu-bind=closest --mpi=pmix env NCCL_SOCKET_IFNAME=hsn
     apptainer exec --nv --bind /scratch IMAGE python -m deeprc.pipeline.entry ...`.
     """
-    from deeprc.runtimes import get_runtime
-
     gpus = int(gpus_per_rank) if gpus_per_rank >= 1 else (1 if gpus_per_rank > 0 else 0)
     full_env = rank_env(site, env)
     inner = [str(a) for a in argv]
     c = site.container
     if in_image and c.runtime != "none":
-        inner = get_runtime(c.runtime).exec_command(c.image, inner, binds=binds, gpus=gpus > 0, site=site, env=full_env)
+        inner = RUNTIMES.create(c.runtime).exec_command(c.image, inner, binds=binds, gpus=gpus > 0, site=site, env=full_env)
     if gpus and site.gpu_binding == "local-rank":
         inner = gpu_visibility_wrapper(gpus) + inner
     opts: dict[str, Any] = {
