@@ -269,10 +269,8 @@ def check_scheduler(name: str) -> Check:
 
 def check_site(name: str | None) -> tuple[Check, Any]:
     """Load the chosen site, or detect the one matching this host."""
-    try:
-        from deeprc import sites
-    except ImportError as exc:
-        return Check(MISSING, f"site configs unavailable ({exc})", "reinstall deeprc"), None
+    from deeprc import sites
+
     try:
         if name:
             site = sites.load_site(name)

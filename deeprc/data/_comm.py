@@ -12,7 +12,7 @@ T = TypeVar("T")
 
 
 class SingleComm:
-    """A one-rank communicator with the `deeprc.comm` API, used only when that package is absent."""
+    """A one-rank communicator with the `deeprc.comm` API (single-process use and tests)."""
 
     rank = 0
     size = 1
@@ -57,12 +57,9 @@ def resolve_comm(comm: Any | None) -> Any:
     if comm is not None:
         return comm
     if not _DEFAULT:
-        try:
-            from deeprc.comm import init
-        except ImportError:  # a build without the communicator package: one rank
-            _DEFAULT.append(SingleComm())
-        else:
-            _DEFAULT.append(init())
+        from deeprc.comm import init
+
+        _DEFAULT.append(init())
     return _DEFAULT[0]
 
 

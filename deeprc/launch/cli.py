@@ -17,10 +17,8 @@ def _cloud_render(plan) -> str | None:  # noqa: ANN001
         return None
     import shlex
 
-    try:
-        from deeprc.cloud import render_launch  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    from deeprc.cloud import render_launch
+
     cmd = render_launch(plan.site, str(plan.pipeline_file), plan.nodes)
     return shlex.join(cmd) if isinstance(cmd, list) else str(cmd)
 

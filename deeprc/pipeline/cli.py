@@ -16,13 +16,7 @@ from deeprc.errors import DeepRCError
 
 def load_site_or_default(name: str) -> Any:
     """`deeprc.sites.load_site(name)`; for `local`, None (built-in defaults) when sites are unavailable."""
-    try:
-        from deeprc.sites import load_site
-    except ImportError:
-        if name == "local":
-            return None
-        raise DeepRCError(f"site '{name}' needs deeprc.sites, which is not importable. Fix: use --site local.")
-    from deeprc.sites import find_site_file
+    from deeprc.sites import find_site_file, load_site
 
     if name == "local":
         try:
@@ -200,7 +194,6 @@ def _delegate_launch(pipeline: str, site_name: str, profile: str, run_dir: str |
 def report(run_dir: str) -> None:
     """(Re)write report.md, report.html and the timeline chart of the run folder RUN_DIR (nothing else)."""
     from deeprc.pipeline.report import build_report
-    from deeprc.pipeline.runfolder import require_run
 
     md, html = build_report(run_dir)
     click.echo(f"report: {md} and {html}")

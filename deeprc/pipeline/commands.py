@@ -77,13 +77,8 @@ def in_image(argv: list[str], site: Any, stage: Stage, run_dir: Path) -> list[st
     container = getattr(site, "container", None)
     if container is None or getattr(container, "runtime", "none") == "none" or not getattr(container, "image", None):
         return argv
-    try:
-        from deeprc.runtimes import get_runtime  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise DeepRCError(
-            f"stage '{stage.name}' is an image_command but deeprc.runtimes is not available ({exc}). "
-            "Fix: install DeepRC completely or use 'command:' instead."
-        ) from exc
+    from deeprc.runtimes import get_runtime
+
     rt = get_runtime(container.runtime)
     return rt.exec_command(container.image, argv, binds=[str(run_dir)], gpus=stage.gpus_per_rank > 0, site=site)
 

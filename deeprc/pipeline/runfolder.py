@@ -94,7 +94,7 @@ def check_contained(root: Path, names: list[str] | None = None) -> None:
 def require_run(path: str | Path) -> Path:
     """`path` when it is a DeepRC run folder with a sound status; else one DeepRCError (status, logs,
     report and cancel act on run folders only)."""
-    from deeprc.errors import DeepRCError, config_error
+    from deeprc.errors import DeepRCError
 
     p = Path(path).expanduser()
     if not p.is_dir():

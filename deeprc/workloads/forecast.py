@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +40,9 @@ def trainer_kwargs(comm: Any) -> dict[str, Any]:
     gpu = torch.cuda.is_available()
     kwargs["accelerator"] = "gpu" if gpu else "cpu"
     if comm.size > 1:
-        try:
-            from deeprc.comm import DeepRCEnvironment  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise DeepRCError("train_forecast with ranks > 1 needs deeprc.comm.DeepRCEnvironment (Lightning "
-                              "cluster environment), which this build lacks. Fix: run the stage with ranks: 1, "
-                              "or install a DeepRC with the comm adapters.") from exc
         from pytorch_lightning.strategies import DDPStrategy
+
+        from deeprc.comm import DeepRCEnvironment
 
         env = DeepRCEnvironment(comm)
         # the environment goes in the strategy only: Lightning rejects it in both places

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from typing import Any, Callable
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -52,25 +51,12 @@ def build_model(arch: str, seq_len: int, n_features: int, units: int, dropout: f
     return keras.Model(inp, out)
 
 
-def free_port() -> int:
-    """A TCP port that is free on this host now."""
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
-
-
 def tf_config(comm: Any) -> dict:
-    """TF_CONFIG for `comm`: deeprc.comm.tf_config when present, else one loopback/host port per rank."""
-    try:
-        from deeprc.comm import tf_config as comm_tf_config  # type: ignore[attr-defined]
-    except ImportError:
-        comm_tf_config = None
-    if comm_tf_config is not None:
-        cfg = comm_tf_config(comm)
-        return json.loads(cfg) if isinstance(cfg, str) else cfg
-    host = "127.0.0.1" if getattr(comm, "num_nodes", 1) == 1 else socket.gethostname()
-    workers = comm.allgather(f"{host}:{free_port()}")
-    return {"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": comm.rank}}
+    """TF_CONFIG for `comm` (deeprc.comm.tf_config: one worker address per rank)."""
+    from deeprc.comm import tf_config as comm_tf_config
+
+    cfg = comm_tf_config(comm)
+    return json.loads(cfg) if isinstance(cfg, str) else cfg
 
 
 def fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, *, arch: str, units: int,

@@ -31,11 +31,9 @@ def _split_distributed(comm: Any, df: pd.DataFrame | None, empty: pd.DataFrame,
     """Partition the series over the ranks with deeprc.data, split each locally, gather on rank 0."""
     import pyarrow as pa
 
-    try:
-        from deeprc.data import DTable
-        from deeprc.data.timeseries import by_series
-    except ImportError:  # data engine not in this build: rank 0 does it alone
-        return _split_last(df, horizon) if comm.rank == 0 else None
+    from deeprc.data import DTable
+    from deeprc.data.timeseries import by_series
+
     local = pa.Table.from_pandas(df if comm.rank == 0 else empty, preserve_index=False)
     table = by_series(DTable.from_arrow(local, comm, source="forecast data"), "unique_id", "ds")
     train, test = _split_last(table.to_arrow().to_pandas(), horizon)
