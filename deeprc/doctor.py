@@ -28,11 +28,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from deeprc import __version__
+
+if TYPE_CHECKING:
+    from deeprc.sites.schema import Site
 
 OK, MISSING, BROKEN = "ok", "missing", "broken"
 ROOT_MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
@@ -284,7 +287,7 @@ def check_site(name: str | None) -> tuple[Check, Any]:
     return Check(OK, f"host matches {site.name}"), site
 
 
-def site_requirements(site: Any) -> set[str]:
+def site_requirements(site: Site) -> set[str]:
     """The check names a site needs to be 'ok' (beyond the always-required core)."""
     needed: set[str] = set()
     if site is None:
@@ -314,7 +317,7 @@ CORE_REQUIRED = {"python", "deeprc", "mpi4py", "radical_pilot", "torch", "tensor
 HOST_REQUIRED = {"python", "deeprc", "radical_pilot"}
 
 
-def check_image(site: Any) -> Check:
+def check_image(site: Site) -> Check:
     """The site's image: a file or directory that exists here (a registry reference is pulled at run time)."""
     container = getattr(site, "container", None)
     image = str(getattr(container, "image", "") or "")

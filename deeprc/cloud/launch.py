@@ -10,10 +10,13 @@ import json
 import re
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deeprc.cloud.plan import cloud_site
 from deeprc.errors import DeepRCError
+
+if TYPE_CHECKING:
+    from deeprc.sites.schema import Site
 
 DEFAULT_USER_DATA = Path("deeprc-bootstrap") / "user-data.yaml"
 # EC2 takes at most 16 KB of user-data: AWS gets the gzip'd copy (cloud-init reads it as is).
@@ -34,13 +37,13 @@ def pipeline_name(pipeline: Any) -> str | None:
     return str(getattr(pipeline, "name", "") or "") or None
 
 
-def _name(site: Any, pipeline: Any) -> str:
+def _name(site: Site, pipeline: Any) -> str:
     name = pipeline_name(pipeline)
     base = f"deeprc-{site.name}" + (f"-{name}" if name else "")
     return re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-")[:50]
 
 
-def _opt(site: Any, key: str) -> Any:
+def _opt(site: Site, key: str) -> Any:
     return site.cloud.options.get(key)
 
 
@@ -50,7 +53,7 @@ def _list(value: Any) -> list[str]:
     return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
 
 
-def aws_command(site: Any, pipeline: Any, nodes: int, user_data: Path) -> list[str]:
+def aws_command(site: Site, pipeline: Any, nodes: int, user_data: Path) -> list[str]:
     """`aws ec2 run-instances` for `nodes` VMs (EFA interface and placement group when the site asks)."""
     c = site.cloud
     image = c.machine_image or (AWS_GPU_AMI if c.accelerator_count or c.efa else AWS_CPU_AMI)
@@ -95,7 +98,7 @@ def aws_command(site: Any, pipeline: Any, nodes: int, user_data: Path) -> list[s
     return cmd
 
 
-def gcp_command(site: Any, pipeline: Any, nodes: int, user_data: Path) -> list[str]:
+def gcp_command(site: Site, pipeline: Any, nodes: int, user_data: Path) -> list[str]:
     """`gcloud compute instances create` for `nodes` VMs (GPUs need maintenance policy TERMINATE)."""
     c = site.cloud
     if not c.zone:
@@ -136,7 +139,7 @@ def gcp_command(site: Any, pipeline: Any, nodes: int, user_data: Path) -> list[s
     return cmd
 
 
-def render_launch(site: Any, pipeline: Any, nodes: int, user_data: str | Path | None = None) -> str:
+def render_launch(site: Site, pipeline: Any, nodes: int, user_data: str | Path | None = None) -> str:
     """The exact cloud CLI command (one shell line) that starts `nodes` VMs of `site`.
 
     `site` is a loaded cloud site (`deeprc.sites.load_site`) or its name; `user_data` is the
@@ -147,7 +150,7 @@ def render_launch(site: Any, pipeline: Any, nodes: int, user_data: str | Path | 
     return shlex.join(launch_argv(site, pipeline, nodes, user_data))
 
 
-def launch_argv(site: Any, pipeline: Any, nodes: int, user_data: str | Path | None = None) -> list[str]:
+def launch_argv(site: Site, pipeline: Any, nodes: int, user_data: str | Path | None = None) -> list[str]:
     """:func:`render_launch` as an argv list."""
     if isinstance(site, (str, Path)):
         from deeprc.sites import load_site

@@ -6,13 +6,16 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from deeprc import __version__
 from deeprc.cloud.keys import KeyPair
 from deeprc.errors import DeepRCError
+
+if TYPE_CHECKING:
+    from deeprc.sites.schema import Site
 
 InstallMode = Literal["image", "venv", "none"]
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -23,7 +26,7 @@ _IFNAME = re.compile(r"^[A-Za-z0-9_.:^,=-]{1,64}$")
 class BootstrapPlan:
     """Everything the templates in deploy/cloud/ need; build it with :func:`make_plan`."""
 
-    site: Any  # deeprc.sites.Site (a cloud site)
+    site: Site  # deeprc.sites.Site (a cloud site)
     site_yaml: str  # the site config written on every VM
     nodes: int
     hosts: list[str]
@@ -57,7 +60,7 @@ class BootstrapPlan:
         return bool(self.site.cloud and self.site.cloud.efa)
 
 
-def cloud_site(site: Any, where: str = "--site") -> Any:
+def cloud_site(site: Site, where: str = "--site") -> Any:
     """`site` if it has a `cloud:` section, else a clear error."""
     if getattr(site, "cloud", None) is None:
         raise DeepRCError(
@@ -87,7 +90,7 @@ def parse_hosts(text: str | None) -> list[str]:
     return hosts
 
 
-def _gpus(site: Any) -> int:
+def _gpus(site: Site) -> int:
     if site.cloud.accelerator_count:
         return int(site.cloud.accelerator_count)
     if site.partitions:
@@ -95,7 +98,7 @@ def _gpus(site: Any) -> int:
     return 0
 
 
-def _slots(site: Any, gpus: int) -> int:
+def _slots(site: Site, gpus: int) -> int:
     if gpus:
         return gpus
     if site.partitions:
@@ -114,7 +117,7 @@ def _ifname(value: str | None, field_name: str) -> str:
     return value
 
 
-def site_yaml_for_vm(site: Any, hosts: list[str], hostfile: str, fabric: dict[str, str]) -> str:
+def site_yaml_for_vm(site: Site, hosts: list[str], hostfile: str, fabric: dict[str, str]) -> str:
     """The site config written on the VMs: the cloud site, launching with mpiexec over the hostfile."""
     data = site.model_dump(mode="json", exclude_defaults=True)
     data["scheduler"] = "local"
@@ -132,7 +135,7 @@ def site_yaml_for_vm(site: Any, hosts: list[str], hostfile: str, fabric: dict[st
 
 
 def make_plan(
-    site: Any,
+    site: Site,
     *,
     nodes: int | None = None,
     hosts: list[str] | None = None,

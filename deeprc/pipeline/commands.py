@@ -7,10 +7,13 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from deeprc.errors import DeepRCError
 from deeprc.pipeline.spec import Stage
+
+if TYPE_CHECKING:
+    from deeprc.sites.schema import Site
 
 
 IMAGE_PYTHON = "python"  # the image's interpreter: first on the image's PATH (containers/recipe.yaml `env`)
@@ -55,7 +58,7 @@ def _fill(arg: str, run_dir: Path, stage: Stage, python: str | None = None) -> s
         return arg  # braces that are not ours stay as written
 
 
-def stage_argv(run_dir: Path, stage: Stage, attempt: int | None, site: Any = None, wrap_image: bool = True,
+def stage_argv(run_dir: Path, stage: Stage, attempt: int | None, site: Site | None = None, wrap_image: bool = True,
                python: str | None = None) -> list[str]:
     """The program one rank runs: the entry point for functions, the command otherwise.
 
@@ -72,7 +75,7 @@ def stage_argv(run_dir: Path, stage: Stage, attempt: int | None, site: Any = Non
     return argv
 
 
-def in_image(argv: list[str], site: Any, stage: Stage, run_dir: Path) -> list[str]:
+def in_image(argv: list[str], site: Site, stage: Stage, run_dir: Path) -> list[str]:
     """Wrap argv with the site's container runtime (deeprc.runtimes), or run it as is without an image."""
     container = getattr(site, "container", None)
     if container is None or getattr(container, "runtime", "none") == "none" or not getattr(container, "image", None):
@@ -92,11 +95,11 @@ def mpiexec_path() -> str:
     return found
 
 
-def is_local(site: Any) -> bool:
+def is_local(site: Site) -> bool:
     return site is None or getattr(site, "scheduler", "local") == "local"
 
 
-def launch_argv(ranks: int, argv: list[str], site: Any = None, cores_per_rank: int = 1) -> list[str]:
+def launch_argv(ranks: int, argv: list[str], site: Site | None = None, cores_per_rank: int = 1) -> list[str]:
     """`mpiexec -n ranks LAUNCHER_ARGS argv` with this venv's Open MPI; the site's `launcher_args` (the
     `local` site's oversubscribe and unbind ranks: site-configs/local.yaml)."""
     if site is None:
@@ -106,7 +109,7 @@ def launch_argv(ranks: int, argv: list[str], site: Any = None, cores_per_rank: i
     return [mpiexec_path(), "-n", str(ranks), *site.launcher_args, *argv]
 
 
-def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int | None, site: Any = None, nodes: int | None = None,
+def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int | None, site: Site | None = None, nodes: int | None = None,
                       ranks_per_node: int | None = None) -> list[str]:
     """The whole launcher line of one stage attempt (batch runner).
 
@@ -126,7 +129,7 @@ def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int | None, site: An
                         gpus_per_rank=stage.gpus_per_rank, binds=[str(run_dir)])
 
 
-def check_image(site: Any) -> bool:
+def check_image(site: Site) -> bool:
     """True when the site runs stages in an image; a local image path that does not exist is an error here,
     before any job or pilot starts (a registry reference is pulled by the runtime)."""
     from deeprc.errors import config_error

@@ -13,10 +13,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from deeprc.errors import DeepRCError
 from deeprc.pipeline.spec import Pipeline
+
+if TYPE_CHECKING:
+    from deeprc.sites.schema import Site
 
 START_TIMEOUT_S = 300.0  # default bound on the warm worker's first answer (DEEPRC_PILOT_START_TIMEOUT)
 
@@ -43,7 +46,7 @@ class Layout:
         return f"{self.nodes} node(s) x {self.cores_per_node} core(s){gpus} = {self.cores} cores"
 
 
-def oversubscribed(site: Any) -> bool:
+def oversubscribed(site: Site) -> bool:
     """True where RP's slots already outnumber the real cores (local runs, or a site's `rp:` overrides)."""
     if site is None or getattr(site, "scheduler", "local") == "local":
         return True
@@ -51,7 +54,7 @@ def oversubscribed(site: Any) -> bool:
     return bool(over.get("fake_resources") or (over.get("system_architecture") or {}).get("oversubscribe"))
 
 
-def allocation(site: Any, cores: int | None = None) -> Layout:
+def allocation(site: Site, cores: int | None = None) -> Layout:
     """The allocation this run is inside: nodes and cores per node from the scheduler's variables where it
     offers them (an `salloc -N2` without `--ntasks-per-node` holds one core per node, say), else from
     --cores and the site's default partition; GPUs per node from the partition."""
@@ -69,7 +72,7 @@ def allocation(site: Any, cores: int | None = None) -> Layout:
     return Layout(nodes=nodes or part.nodes, cores_per_node=cpn, gpus_per_node=part.gpus_per_node)
 
 
-def agent_interface(site: Any) -> str | None:
+def agent_interface(site: Site) -> str | None:
     """The interface Radical Pilot's agent should advertise its bridges on: the one that routes to a node of
     the allocation other than this host (None: this host is the only node, or no route is known).
 

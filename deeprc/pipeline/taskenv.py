@@ -24,9 +24,12 @@ import secrets as _secrets
 import socket
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deeprc.errors import DeepRCError
+
+if TYPE_CHECKING:
+    from deeprc.sites.schema import Site
 
 FETCH_TIMEOUT_S = 30.0
 _UNSAFE = re.compile(r'[$`"\\\x00-\x1f\x7f]')  # what RP's `export K="V"` and sh_quote do not survive
@@ -48,12 +51,12 @@ def check_rp_word(value: str, what: str) -> str:
     return value
 
 
-def site_secrets(site: Any) -> dict[str, str]:
+def site_secrets(site: Site) -> dict[str, str]:
     """A site's `environment:` values (tokens and the like): never written to disk, never given to RP."""
     return dict(getattr(site, "environment", None) or {}) if site is not None else {}
 
 
-def withheld(site: Any, environ: dict[str, str] | None = None) -> dict[str, str]:
+def withheld(site: Site, environ: dict[str, str] | None = None) -> dict[str, str]:
     """Variables of `environ` (default: ours) that must not reach RP's agent: the site's secrets
     (a launched job exports them) and any value RP's scripts would mangle or execute."""
     environ = dict(os.environ if environ is None else environ)
@@ -61,7 +64,7 @@ def withheld(site: Any, environ: dict[str, str] | None = None) -> dict[str, str]
     return {k: v for k, v in environ.items() if k in names or not rp_safe(v)}
 
 
-def broker_env(site: Any, environ: dict[str, str] | None = None) -> dict[str, str]:
+def broker_env(site: Site, environ: dict[str, str] | None = None) -> dict[str, str]:
     """What the pilot runner hands its stages itself: the site's secrets, its fabric/MPI variables RP cannot
     write (see deeprc.sites.rp.agent_env), and the caller's variables RP cannot carry."""
     site_vars = dict(site.job_env()) if site is not None and hasattr(site, "job_env") else {}
@@ -159,7 +162,7 @@ class Broker:
             self._offers.clear()
 
 
-def broker_host(site: Any, local: bool) -> str:
+def broker_host(site: Site, local: bool) -> str:
     """Where a run's ranks reach its broker: loopback on this machine; across nodes the address of the
     interface that routes to the allocation's other nodes (what RP's agent advertises), else DeepRC's
     rendezvous choice (the site's interface or a non-loopback one)."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from deeprc.runtimes.base import Runtime, bind_model_env, expand, register_runtime
+
+if TYPE_CHECKING:
+    from deeprc.sites.schema import Site
 
 
 @register_runtime("apptainer")
@@ -16,7 +19,7 @@ class Apptainer(Runtime):
         return ["--rocm"] if vendor == "amd" else ["--nv"]
 
     def exec_command(self, image: str | None, argv: Sequence[str], binds: Sequence[str] = (), gpus: bool = False,
-                     site: Any = None, env: Mapping[str, str] | None = None) -> list[str]:
+                     site: Site | None = None, env: Mapping[str, str] | None = None) -> list[str]:
         out = [self.program, "exec"]
         if gpus:
             out += self.gpu_flags(site)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from deeprc.registry import Registry
+
+if TYPE_CHECKING:
+    from deeprc.sites.schema import Site
 
 
 @dataclass
@@ -22,17 +25,17 @@ class Runtime:
         argv: Sequence[str],
         binds: Sequence[str] = (),
         gpus: bool = False,
-        site: Any = None,
+        site: Site | None = None,
         env: Mapping[str, str] | None = None,
     ) -> list[str]:
         return [str(a) for a in argv]
 
     # ---- shared helpers ----
     @staticmethod
-    def _container(site: Any) -> Any:
+    def _container(site: Site) -> Any:
         return getattr(site, "container", None)
 
-    def gpu_flags(self, site: Any) -> list[str]:
+    def gpu_flags(self, site: Site) -> list[str]:
         """The site's `container.gpu_flag` (split like a shell would), else this runtime's default."""
         c = self._container(site)
         if c is not None and getattr(c, "gpu_flag", None):
@@ -42,7 +45,7 @@ class Runtime:
     def default_gpu_flags(self, vendor: str) -> list[str]:
         return []
 
-    def all_binds(self, site: Any, binds: Sequence[str]) -> list[str]:
+    def all_binds(self, site: Site, binds: Sequence[str]) -> list[str]:
         """Site binds, then the caller's, then host MPI paths in the bind model; duplicates dropped."""
         out: list[str] = []
         c = self._container(site)
@@ -55,19 +58,19 @@ class Runtime:
                 out.append(b)
         return out
 
-    def options(self, site: Any) -> list[str]:
+    def options(self, site: Site) -> list[str]:
         c = self._container(site)
         return [str(o) for o in (getattr(c, "options", []) or [])]
 
 
-def _vendor(site: Any) -> str:
+def _vendor(site: Site) -> str:
     try:
         return site.partition()[1].gpu_vendor or "nvidia"
     except Exception:  # noqa: BLE001 - sites without partitions
         return "nvidia"
 
 
-def bind_model_env(site: Any) -> dict[str, str]:
+def bind_model_env(site: Site) -> dict[str, str]:
     """LD_LIBRARY_PATH pointing at the host MPI folders bound in (bind model only)."""
     mpi = getattr(site, "mpi", None)
     if mpi is None or mpi.model != "bind" or not mpi.host_paths:

@@ -26,10 +26,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from deeprc.errors import DeepRCError
 from deeprc.runtimes.base import Runtime, bind_model_env, expand, register_runtime
+
+if TYPE_CHECKING:
+    from deeprc.sites.schema import Site
 
 MARKER = "ch/deeprc-image.json"  # which image a directory was unpacked from (reused when it matches)
 
@@ -40,7 +43,7 @@ class Charliecloud(Runtime):
         super().__init__(name="charliecloud", program="ch-run")
 
     def exec_command(self, image: str | None, argv: Sequence[str], binds: Sequence[str] = (), gpus: bool = False,
-                     site: Any = None, env: Mapping[str, str] | None = None) -> list[str]:
+                     site: Site | None = None, env: Mapping[str, str] | None = None) -> list[str]:
         out = [self.program, "--set-env"]  # the image's own environment (IMAGE/ch/environment)
         for k, v in bind_model_env(site).items():
             out.append(f"--set-env={k}={v}")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from deeprc.runtimes.base import Runtime, bind_model_env, expand, register_runtime
+
+if TYPE_CHECKING:
+    from deeprc.sites.schema import Site
 
 # host variables every rank needs inside the image (rank ids, PMI wire-up, DeepRC's own)
 PASS_PREFIXES = ("DEEPRC_", "OMPI_", "PMIX_", "PMI_", "PRTE_", "SLURM_", "PALS_", "CUDA_", "ROCR_", "HIP_", "NCCL_",
@@ -30,7 +33,7 @@ class Podman(Runtime):
         return out
 
     def exec_command(self, image: str | None, argv: Sequence[str], binds: Sequence[str] = (), gpus: bool = False,
-                     site: Any = None, env: Mapping[str, str] | None = None) -> list[str]:
+                     site: Site | None = None, env: Mapping[str, str] | None = None) -> list[str]:
         out = [self.program, "run", "--rm", "--network", "host", "--ipc", "host"]
         if gpus:
             out += self.gpu_flags(site)
@@ -73,7 +76,7 @@ class PodmanHPC(Podman):
         return ["--gpu"]
 
     def exec_command(self, image: str | None, argv: Sequence[str], binds: Sequence[str] = (), gpus: bool = False,
-                     site: Any = None, env: Mapping[str, str] | None = None) -> list[str]:
+                     site: Site | None = None, env: Mapping[str, str] | None = None) -> list[str]:
         out = [self.program, "run", "--rm"]
         if gpus:
             out += self.gpu_flags(site)
@@ -98,7 +101,7 @@ class Shifter(Runtime):
         return ["--module=gpu"]
 
     def exec_command(self, image: str | None, argv: Sequence[str], binds: Sequence[str] = (), gpus: bool = False,
-                     site: Any = None, env: Mapping[str, str] | None = None) -> list[str]:
+                     site: Site | None = None, env: Mapping[str, str] | None = None) -> list[str]:
         out = ["shifter", f"--image={expand(str(image))}"]
         if gpus:
             out += self.gpu_flags(site)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from deeprc.launchers import get_launcher
 from deeprc.runtimes.base import RUNTIMES
+
+if TYPE_CHECKING:
+    from deeprc.sites.schema import Site
 
 # one POSIX-sh snippet (no config values inside) that picks this rank's GPUs from its local rank
 _GPU_SNIPPET = (
@@ -20,13 +23,13 @@ def gpu_visibility_wrapper(gpus_per_rank: int) -> list[str]:
     return ["sh", "-c", _GPU_SNIPPET, "deeprc-gpu", str(int(gpus_per_rank))]
 
 
-def rank_env(site: Any, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def rank_env(site: Site, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Variables every rank gets: the site's (Site.job_env), then `extra`."""
     return {**site.job_env(), **(extra or {})}
 
 
 def rank_command(
-    site: Any,
+    site: Site,
     ranks: int,
     argv: Sequence[str],
     *,
