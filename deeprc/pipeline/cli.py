@@ -93,7 +93,11 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
     elif runner == "pilot":
         from deeprc.pipeline.pilot import PilotBackend
 
+        from deeprc.pipeline.overlap import with_overlap
+
         backend = PilotBackend(site, site_name=site_name, cores=cores, pilot=pilot)
+        if pilot is None:  # a pilot of its own boots: eligible stages start on the launcher meanwhile
+            backend = with_overlap(backend, site)
     else:
         raise DeepRCError(f"unknown runner '{runner}'. Fix: use --runner pilot or --runner batch.")
     console = Console(quiet=quiet)

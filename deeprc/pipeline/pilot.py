@@ -92,6 +92,7 @@ class Pilot:
         self.probe: Any = None  # the function task that proves the warm worker answers on all its ranks
         self.probe_submitted = 0.0
         self.worker_hosts: list[str] | None = None  # set once the probe came back
+        self.ready_at = 0.0  # when the probe came back (the warm worker answered on all its ranks)
         self.probe_error = ""
 
     def _resource(self) -> tuple[str, str | None]:
@@ -168,7 +169,7 @@ class Pilot:
         site = self.site
         modules = site is not None and bool(site.module_reset or site.module_use or site.modules)
         os.environ["DEEPRC_RP_LOGIN_SHELL"] = "1" if modules else "0"
-        rp_sitecustomize.install()  # this process starts the client's bridges and components
+        rp_sitecustomize.install(warn=rp_sitecustomize.warn_line)  # the client's bridges and components
         import radical.pilot as rp
 
         t0 = time.time()
@@ -252,6 +253,7 @@ class Pilot:
         while isinstance(value, list) and value and isinstance(value[0], list) and value[0] and isinstance(value[0][0], list):
             value = value[0]  # one copy per rank: every rank gathered the same list
         self.worker_hosts = [str(v[0]) for v in value] if isinstance(value, list) else []
+        self.ready_at = time.time()
 
     def raptor_ended(self) -> str:
         """`uid STATE` of a raptor master or worker that ended while the pilot is up ('' if none)."""
