@@ -394,8 +394,11 @@ class PilotBackend:
         self._key: str | None = None
 
     def start(self, run: RunFolder, pipe: Pipeline) -> None:
+        self.boot(self.plan(run, pipe))
+
+    def plan(self, run: RunFolder, pipe: Pipeline) -> Layout | None:
+        """The core budget (and a real allocation's layout, checked against the stages); fast, starts nothing."""
         self.run, self.pipe = run, pipe
-        local = is_local(self.site)
         layout = None
         if oversubscribed(self.site):
             # RP's slots are oversubscribed here (local.localhost's 8, or a site's `rp:` overrides, so the
@@ -408,6 +411,12 @@ class PilotBackend:
             layout = allocation(self.site, self.cores)
             check_fits(pipe, layout)
             self.core_budget = layout.cores
+        return layout
+
+    def boot(self, layout: Layout | None) -> None:
+        """Start the pilot (unless shared), check the stages fit its worker, listen to its tasks."""
+        assert self.run is not None and self.pipe is not None
+        run, pipe, local = self.run, self.pipe, is_local(self.site)
         if self.pilot is None:
             if layout is not None:
                 self.pilot = Pilot(self.site, self.site_name, worker_ranks=worker_ranks(pipe, layout.cores),
