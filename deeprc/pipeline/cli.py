@@ -63,10 +63,12 @@ def default_run_dir(pipe: Any, site: Any) -> Path:
 def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str = "pilot", profile: str = "full",
                  run_dir: str | Path | None = None, stages: list[str] | None = None, resume: bool = True,
                  cores: int | None = None, quiet: bool = False, report: bool = True,
-                 pilot: Any = None) -> tuple[Any, Path]:
+                 pilot: Any = None, backend: Any = None) -> tuple[Any, Path]:
     """Run a pipeline file and return (RunResult, run folder). Used by the CLI, tests and benchmarks.
 
-    The run records the `deeprc-deploy run ...` command line that repeats (resumes) it.
+    `pilot`: a started `Pilot` to share; `backend`: a ready pilot backend (a warm pilot daemon's, whose
+    `pilot_name` the recorded command names). The run records the `deeprc-deploy run ...` command line
+    that repeats (resumes) it.
     """
     from rich.console import Console
 
@@ -85,8 +87,12 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
     command = ["deeprc-deploy", "run", str(pipeline), "--site", site_name, "--runner", runner, "--profile", profile,
                "--run-dir", str(run.path), *[a for s in stages or [] for a in ("--stage", s)],
                *(["--cores", str(cores)] if cores else []), *([] if resume else ["--no-resume"])]
+    if getattr(backend, "pilot_name", None):
+        command += ["--pilot", backend.pilot_name]
     run.set_run("starting", **provenance(shlex.join(command), site_name))
-    if runner == "batch":
+    if backend is not None:
+        pass
+    elif runner == "batch":
         from deeprc.pipeline.batch import BatchBackend
 
         backend: Any = BatchBackend(site, cores=cores)
@@ -136,9 +142,19 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
 @click.option("--no-resume", is_flag=True, help="Rerun stages even when their outputs are up to date.")
 @click.option("--cores", type=click.IntRange(1, 1_000_000), default=None, help="The pilot's size in cores (default: site or 8 on local); with --runner batch, run "
               "independent stages side by side within this many cores (default: one stage at a time).")
+@click.option("--pilot", "pilot_name", default=None, help="Run on this warm pilot (`deeprc-deploy pilot start`); "
+              "the run goes on if this command ends, and the same command attaches to it again.")
 def run(pipeline: str, site_name: str, runner: str, profile: str, run_dir: str | None, stages: tuple[str, ...],
-        no_resume: bool, cores: int | None) -> None:
+        no_resume: bool, cores: int | None, pilot_name: str | None) -> None:
     """Run PIPELINE here with Radical Pilot (pilot) or one launcher call per stage (batch)."""
+    if pilot_name:
+        if runner != "pilot" or cores:
+            raise DeepRCError("--pilot runs on the warm pilot's own cores and site. Fix: drop --runner batch and "
+                              "--cores (size the pilot with `deeprc-deploy pilot start --cores N`).")
+        from deeprc.pipeline.warm import run_on_pilot
+
+        run_on_pilot(pilot_name, pipeline, profile, run_dir, list(stages), not no_resume)
+        return
     site = load_site_or_default(site_name)
     if (runner == "batch" and not stages and site is not None and getattr(site, "scheduler", "local") != "local"
             and not os.environ.get("SLURM_JOB_ID")):
