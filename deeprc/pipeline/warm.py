@@ -61,7 +61,10 @@ def _need_running(name: str) -> dict[str, Any]:
     if not state:
         raise DeepRCError(f"no warm pilot named '{name}' ({folder_of(name)} has no state.json). Fix: start one with "
                           f"`deeprc-deploy pilot start --name {name}`, or see `deeprc-deploy pilot list`.")
-    if not alive(state) or state.get("state") not in ("ready", "starting"):
+    if alive(state) and state.get("state") == "starting":
+        raise DeepRCError(f"warm pilot '{name}' is still starting. Fix: wait for `deeprc-deploy pilot start` to return "
+                          f"(or see `deeprc-deploy pilot status {name}`), then run again.")
+    if not alive(state) or state.get("state") != "ready":
         why = state.get("reason") or state.get("error") or "its daemon is not running"
         raise DeepRCError(f"warm pilot '{name}' is {state.get('state', 'gone')} ({why}). Fix: start it again with "
                           f"`deeprc-deploy pilot start --name {name} --site {state.get('site', 'local')}` "

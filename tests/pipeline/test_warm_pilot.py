@@ -42,6 +42,34 @@ def spans(run_dir: Path) -> dict[str, dict]:
     return {s["stage"]: s for s in task_spans(RunFolder(run_dir).timeline())}
 
 
+def test_missing_or_misnamed_pilots_get_one_paragraph(tmp_path, write_spec):
+    env = {**os.environ, "DEEPRC_PILOTS_DIR": str(tmp_path / "pilots")}
+    spec = write_spec(tmp_path, [{"name": "a", "function": "pipeline_stagefns:write"}])
+    for args, words in ((("run", str(spec), "--pilot", "nosuch"), ("no warm pilot named 'nosuch'", "pilot start")),
+                        (("pilot", "start", "--name", "../x"), ("not usable as a folder name", "Fix:")),
+                        (("run", str(spec), "--pilot", "p", "--runner", "batch"), ("--pilot runs on", "Fix:")),
+                        (("pilot", "stop", "nosuch"), ("no warm pilot named", "pilot list"))):
+        out = cli(*args, env=env, timeout=60)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert all(w in out.stderr for w in words), out.stderr
+    assert not (tmp_path / "pilots").exists()  # nothing written for a refused command
+
+
+def test_the_ledger_shares_cores_fairly():
+    from types import SimpleNamespace
+
+    from deeprc.pipeline.pilotd import Ledger
+
+    ledger = Ledger(4)
+    x, y = SimpleNamespace(own={"x1": 1, "x2": 1, "x3": 1}), SimpleNamespace(own={})
+    ledger.backends = [x]
+    assert ledger.free_for(x) == 4  # alone: every core
+    ledger.backends = [x, y]
+    assert ledger.free_for(y) == 1  # what x leaves free
+    x.own = {"x1": 1}
+    assert ledger.free_for(y) == 2 and ledger.free_for(x) == 2  # at most the fair share while both run
+
+
 @pytest.fixture(scope="module")
 def warm(stagefns_on_path, tmp_path_factory):
     """One warm pilot for the module: (pilots folder, environment for the CLI)."""
