@@ -4,7 +4,8 @@
         [--runs 3] [--tasks 200] [--out /tmp/deeprc-bench] [--slurm]
 
 Each run is a fresh `deeprc-deploy run --no-resume` process (the pilot runner pays its pilot
-start-up inside the measured time). Baselines: `batch`, one stage at a time (jobs chained by hand or
+start-up inside the measured time; `pilot-warm` runs go to one warm pilot, `deeprc-deploy pilot start`,
+started before them and not counted). Baselines: `batch`, one stage at a time (jobs chained by hand or
 with afterok), and `batch-packed`, independent stages side by side within the usable cores (as a
 scheduler packs jobs). Reported: medians of the end-to-end wall time per runner and the ratios
 (target pilot/batch <= 0.7), a per-stage breakdown (queued -> finished, and the time in
@@ -43,8 +44,9 @@ def union_length(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def analyse(run_dir: Path, wall: float) -> dict:
-    """Per-stage times from the run folder: span (queued->finished) and code time; runtime overhead."""
+def analyse(run_dir: Path, wall: float, t0: float | None = None) -> dict:
+    """Per-stage times from the run folder: span (queued->finished) and code time; runtime overhead;
+    `first_code_s`: from the command's start (`t0`) to the first stage code running."""
     from deeprc.pipeline.report import task_spans
     from deeprc.pipeline.runfolder import RunFolder, read_json
 
@@ -57,18 +59,81 @@ def analyse(run_dir: Path, wall: float) -> dict:
         if c0 and c1:
             code.append((c0, c1))
     covered = union_length(code)
-    return {"wall_s": wall, "stages": stages, "code_union_s": covered, "overhead_s": wall - covered}
+    first = min((a for a, _ in code), default=None)
+    return {"wall_s": wall, "stages": stages, "code_union_s": covered, "overhead_s": wall - covered,
+            "first_code_s": (first - t0) if first and t0 else None}
 
 
-def one_run(pipeline: str, profile: str, runner: str, run_dir: Path, extra: list[str]) -> dict:
+# benchmark runner name -> (deeprc runner, extra arguments, extra environment)
+VARIANTS: dict[str, tuple[str, list[str], dict[str, str]]] = {
+    "pilot": ("pilot", [], {}),  # a cold pilot of its own; eligible stages start on the launcher meanwhile
+    "pilot-serial": ("pilot", [], {"DEEPRC_PILOT_OVERLAP": "0"}),  # a cold pilot, every stage waits for it
+    "pilot-warm": ("pilot", ["--pilot", "bench"], {}),  # a warm pilot started once before the runs
+    "batch": ("batch", [], {}),
+    "batch-packed": ("batch", ["--cores", str(usable_cores())], {}),
+}
+
+
+def one_run(pipeline: str, profile: str, variant: str, run_dir: Path) -> dict:
+    runner, extra, env = VARIANTS[variant]
     cmd = [sys.executable, "-m", "deeprc.cli", "run", pipeline, "--runner", runner, "--profile", profile,
            "--run-dir", str(run_dir), "--no-resume", *extra]
     t0 = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env})
     wall = time.time() - t0
     if proc.returncode != 0:
-        raise SystemExit(f"{runner} run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return analyse(run_dir, wall)
+        raise SystemExit(f"{variant} run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return analyse(run_dir, wall, t0)
+
+
+def warm_pilot(out: Path) -> dict:
+    """Start the warm pilot `bench` (pilots folder under `out`) for the pilot-warm runs; its start-up time."""
+    os.environ["DEEPRC_PILOTS_DIR"] = str(out / "pilots")
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "deeprc.cli", "pilot", "start", "--name", "bench", "--idle-timeout", "0"],
+                          capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"warm pilot did not start:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return {"start_s": time.time() - t0}
+
+
+def idle_cpu(seconds: float = 30.0) -> dict:
+    """CPU time the idle warm pilot `bench` (its daemon and every process under its folder) used over `seconds`."""
+    import psutil
+
+    from deeprc.pipeline.pilot import _own_pids
+    from deeprc.pipeline.warm import folder_of, read_state
+
+    def procs() -> list:
+        pids = {int(read_state("bench")["pid"]), *_own_pids(folder_of("bench"))}
+        found = []
+        for pid in pids:
+            try:
+                p = psutil.Process(pid)
+                found += [p, *p.children(recursive=True)]
+            except psutil.Error:
+                pass
+        return list({p.pid: p for p in found}.values())
+
+    def total(ps: list) -> float:
+        t = 0.0
+        for p in ps:
+            try:
+                c = p.cpu_times()
+                t += c.user + c.system
+            except psutil.Error:
+                pass
+        return t
+
+    ps = procs()
+    c0, t0 = total(ps), time.time()
+    time.sleep(seconds)
+    used = total(ps) - c0
+    return {"seconds": time.time() - t0, "cpu_s": used, "core_fraction": used / (time.time() - t0), "processes": len(ps)}
+
+
+def stop_warm() -> None:
+    subprocess.run([sys.executable, "-m", "deeprc.cli", "pilot", "stop", "bench"], capture_output=True, text=True, cwd=ROOT)
 
 
 def dispatch_latency(n: int, base: Path) -> dict:
@@ -177,10 +242,11 @@ def plot(res: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    runners = [r for r in ("pilot", "batch", "batch-packed") if r in res["runs"]]
+    runners = [r for r in VARIANTS if r in res["runs"]]
     meds = [res["summary"][r]["median_wall_s"] for r in runners]
     over = [res["summary"][r]["median_overhead_s"] for r in runners]
-    axes[0].bar(runners, meds, color=["tab:blue", "tab:orange", "tab:green"][: len(runners)], label="end to end")
+    axes[0].bar(runners, meds, color=["tab:blue", "tab:purple", "tab:orange", "tab:green", "tab:red"][: len(runners)],
+                label="end to end")
     axes[0].bar(runners, over, color="black", alpha=0.35, label="runtime overhead")
     axes[0].set_ylabel("seconds (median)")
     axes[0].set_title(f"end to end, ratio pilot/batch = {res['summary'].get('ratio', float('nan')):.2f}")
@@ -212,8 +278,11 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=200, help="tiny tasks for the dispatch latency (0: skip)")
     ap.add_argument("--out", default="/tmp/deeprc-bench")
     ap.add_argument("--runners", default="pilot,batch,batch-packed",
-                    help="pilot, batch (one stage at a time), batch-packed (independent stages side by side "
-                         "within the usable cores, as a scheduler packs jobs); none: only --slurm / latency")
+                    help="pilot (a cold pilot; stages start on the launcher while it boots), pilot-serial (a cold "
+                         "pilot, DEEPRC_PILOT_OVERLAP=0), pilot-warm (`run --pilot` on a warm pilot started once "
+                         "before the runs; then its idle CPU over 30 s), batch (one stage at a time), batch-packed (independent "
+                         "stages side by side within the usable cores, as a scheduler packs jobs); none: only "
+                         "--slurm / latency")
     ap.add_argument("--slurm", action="store_true", help="also compare through `launch --site local-slurm`")
     ap.add_argument("--site", action="append", default=[],
                     help="also compare through `launch --site SITE` (repeatable), e.g. emulated-cluster: the 2-node "
@@ -224,22 +293,44 @@ def main() -> None:
     res: dict = {"pipeline": args.pipeline, "profile": args.profile, "runs": {}, "summary": {},
                  "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     runners = [r for r in args.runners.split(",") if r not in ("", "none")]  # none: only --slurm / latency
+    unknown = [r for r in runners if r not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--runners: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)} or none")
+    if "pilot-warm" in runners:
+        res["warm"] = warm_pilot(out)
+        print(f"warm pilot started in {res['warm']['start_s']:.1f} s", flush=True)
+    try:
+        run_all(args, runners, res, out)
+        if "pilot-warm" in runners:
+            print("idle CPU of the warm pilot over 30 s ...", flush=True)
+            res["warm"]["idle"] = idle_cpu(30.0)
+    finally:
+        if "pilot-warm" in runners:
+            stop_warm()
+    write_results(args, runners, res, out)
+
+
+def run_all(args: argparse.Namespace, runners: list[str], res: dict, out: Path) -> None:
     for i in range(args.runs):
         for r in runners:  # interleaved, so machine-load drift hits both runners alike
             print(f"run {i + 1}/{args.runs}: {r} ...", flush=True)
-            runner, extra = ("batch", ["--cores", str(usable_cores())]) if r == "batch-packed" else (r, [])
-            m = one_run(args.pipeline, args.profile, runner, out / f"{r}-{i}", extra)
+            m = one_run(args.pipeline, args.profile, r, out / f"{r}-{i}")
             res["runs"].setdefault(r, []).append(m)
-            print(f"  {r}: {m['wall_s']:.1f} s end to end, overhead {m['overhead_s']:.1f} s", flush=True)
+            print(f"  {r}: {m['wall_s']:.1f} s end to end, first stage code at {m['first_code_s'] or 0:.1f} s, "
+                  f"overhead {m['overhead_s']:.1f} s", flush=True)
     for r, ms in res["runs"].items():
         names = list(ms[0]["stages"])
         res["summary"][r] = {
             "walls_s": [m["wall_s"] for m in ms],
             "median_wall_s": statistics.median(m["wall_s"] for m in ms),
             "median_overhead_s": statistics.median(m["overhead_s"] for m in ms),
+            "median_first_code_s": statistics.median(m["first_code_s"] or 0 for m in ms),
             "stage_span_s": {n: statistics.median(m["stages"][n]["span_s"] for m in ms if n in m["stages"]) for n in names},
             "stage_code_s": {n: statistics.median(m["stages"][n]["code_s"] or 0 for m in ms if n in m["stages"]) for n in names},
         }
+
+
+def write_results(args: argparse.Namespace, runners: list[str], res: dict, out: Path) -> None:
     for base in ("batch", "batch-packed"):
         if "pilot" in res["summary"] and base in res["summary"]:
             key = "ratio" if base == "batch" else "ratio_packed"
@@ -256,12 +347,20 @@ def main() -> None:
     for r in [r for r in runners if r in res["summary"]]:
         s = res["summary"][r]
         lines.append(f"- {r}: median {s['median_wall_s']:.1f} s end to end (runs {', '.join(f'{w:.1f}' for w in s['walls_s'])}), "
-                     f"runtime overhead {s['median_overhead_s']:.1f} s")
+                     f"first stage code at {s['median_first_code_s']:.1f} s, runtime overhead {s['median_overhead_s']:.1f} s")
     if "ratio" in res["summary"]:
         lines.append(f"- ratio pilot/batch: {res['summary']['ratio']:.2f} (target <= 0.7)")
     if "ratio_packed" in res["summary"]:
         lines.append(f"- ratio pilot/batch-packed: {res['summary']['ratio_packed']:.2f} (a stricter baseline: "
                      "independent stage jobs side by side, as Slurm runs them)")
+    if "pilot-warm" in res["summary"] and "batch" in res["summary"]:
+        res["summary"]["ratio_warm"] = res["summary"]["pilot-warm"]["median_wall_s"] / res["summary"]["batch"]["median_wall_s"]
+        lines.append(f"- ratio pilot-warm/batch: {res['summary']['ratio_warm']:.2f} (target <= 0.5; the warm pilot "
+                     f"started once in {res['warm']['start_s']:.1f} s, not counted)")
+    if res.get("warm", {}).get("idle"):
+        w = res["warm"]["idle"]
+        lines.append(f"- idle warm pilot: {100 * w['core_fraction']:.1f} % of a core over {w['seconds']:.0f} s "
+                     f"({w['processes']} processes) (target <= 5 %)")
     if res.get("dispatch"):
         d = res["dispatch"]
         lines.append(f"- dispatch latency on warm workers: median {d['median_ms']:.1f} ms, p90 {d['p90_ms']:.1f} ms "

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("deeprc.pipeline.cli:run", "Run a pipeline here (pilot or batch runner)."),
     "report": ("deeprc.pipeline.cli:report", "Rebuild the report of a run folder."),
     "sites": ("deeprc.sites.cli:sites", "List, show and check site configs."),
+    "pilot": ("deeprc.pipeline.warm:pilot", "Warm pilots that outlive the command: start, status, stop, list."),
     "launch": ("deeprc.launch.cli:launch", "Render and submit a pipeline to a site (pilot or batch)."),
     "status": ("deeprc.launch.cli:status", "Show the state of a launched or local run."),
     "logs": ("deeprc.launch.cli:logs", "Show the logs of a run or one of its stages."),

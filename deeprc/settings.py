@@ -61,6 +61,7 @@ def check_environment() -> None:
 
     resolve_timeout(None)
     env_choice("DEEPRC_DATA_KERNEL", DATA_KERNELS)
+    env_choice("DEEPRC_PILOT_OVERLAP", ("1", "0"))
     check_rp_patches()
     env_int("DEEPRC_DATA_CHUNK_BYTES", 16 << 20)
     env_int("DEEPRC_MPI_BLOCKING_MAX", 4 << 20, minimum=0)

@@ -25,8 +25,10 @@ class BatchBackend:
 
     name = "batch"
 
-    def __init__(self, site: Any = None, cores: int | None = None, rank_lines: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, site: Any = None, cores: int | None = None, environ: dict[str, str] | None = None,
+                 rank_lines: dict[str, list[str]] | None = None) -> None:
         self.site = site
+        self.environ = environ  # the stages' base environment (None: this process's, as it is at each start)
         self.rank_lines = rank_lines or {}  # stage -> the launcher line a batch job script hands over
         self.capacity = None if cores else 1
         self.core_budget = cores or None
@@ -42,7 +44,8 @@ class BatchBackend:
         self._n += 1
         task = f"batch.{self._n:04d}"
         argv = self.rank_lines.get(stage.name) or stage_launch_argv(self.run.path, stage, attempt, self.site)
-        env = {**os.environ, **stage_env(self.run.path, stage, attempt), "DEEPRC_TASK": task,
+        env = {**(os.environ if self.environ is None else self.environ), **stage_env(self.run.path, stage, attempt),
+               "DEEPRC_TASK": task,
                **site_secrets(self.site)}  # handed to the process in memory, byte for byte
         self.run.stage_dir(stage.name).mkdir(parents=True, exist_ok=True)
         log = open(self.run.log_path(stage.name), "a", buffering=1)

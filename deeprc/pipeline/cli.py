@@ -59,10 +59,13 @@ def default_run_dir(pipe: Any, site: Any) -> Path:
 def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str = "pilot", profile: str = "full",
                  run_dir: str | Path | None = None, stages: list[str] | None = None, resume: bool = True,
                  cores: int | None = None, quiet: bool = False, report: bool = True,
-                 pilot: Any = None, rank_lines: dict[str, list[str]] | None = None) -> tuple[Any, Path]:
+                 pilot: Any = None, backend: Any = None,
+                 rank_lines: dict[str, list[str]] | None = None) -> tuple[Any, Path]:
     """Run a pipeline file and return (RunResult, run folder). Used by the CLI, tests and benchmarks.
 
-    The run records the `deeprc-deploy run ...` command line that repeats (resumes) it.
+    `pilot`: a started `Pilot` to share; `backend`: a ready pilot backend (a warm pilot daemon's, whose
+    `pilot_name` the recorded command names). The run records the `deeprc-deploy run ...` command line
+    that repeats (resumes) it.
     """
     from rich.console import Console
 
@@ -81,19 +84,27 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
     command = ["deeprc-deploy", "run", str(pipeline), "--site", site_name, "--runner", runner, "--profile", profile,
                "--run-dir", str(run.path), *[a for s in stages or [] for a in ("--stage", s)],
                *(["--cores", str(cores)] if cores else []), *([] if resume else ["--no-resume"])]
+    if getattr(backend, "pilot_name", None):
+        command += ["--pilot", backend.pilot_name]
     run.set_run("starting", **provenance(shlex.join(command), site_name))
     if not os.environ.get("USER"):  # container runtimes (ch-run) refuse to start without it
         import getpass
 
         os.environ["USER"] = getpass.getuser()
-    if runner == "batch":
+    if backend is not None:
+        pass
+    elif runner == "batch":
         from deeprc.pipeline.batch import BatchBackend
 
         backend: Any = BatchBackend(site, cores=cores, rank_lines=rank_lines)
     elif runner == "pilot":
         from deeprc.pipeline.pilot import PilotBackend
 
+        from deeprc.pipeline.overlap import with_overlap
+
         backend = PilotBackend(site, site_name=site_name, cores=cores, pilot=pilot)
+        if pilot is None:  # a pilot of its own boots: eligible stages start on the launcher meanwhile
+            backend = with_overlap(backend, site)
     else:
         raise DeepRCError(f"unknown runner '{runner}'. Fix: use --runner pilot or --runner batch.")
     console = Console(quiet=quiet)
@@ -132,9 +143,11 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
 @click.option("--no-resume", is_flag=True, help="Rerun stages even when their outputs are up to date.")
 @click.option("--cores", type=click.IntRange(1, 1_000_000), default=None, help="The pilot's size in cores (default: site or 8 on local); with --runner batch, run "
               "independent stages side by side within this many cores (default: one stage at a time).")
+@click.option("--pilot", "pilot_name", default=None, help="Run on this warm pilot (`deeprc-deploy pilot start`); "
+              "the run goes on if this command ends, and the same command attaches to it again.")
 @click.argument("rank_line", nargs=-1, type=click.UNPROCESSED)
 def run(pipeline: str, site_name: str, runner: str, profile: str, run_dir: str | None, stages: tuple[str, ...],
-        no_resume: bool, cores: int | None, rank_line: tuple[str, ...]) -> None:
+        no_resume: bool, cores: int | None, pilot_name: str | None, rank_line: tuple[str, ...]) -> None:
     """Run PIPELINE here with Radical Pilot (pilot) or one launcher call per stage (batch).
 
     `--runner batch --stage S -- LINE...`: start S's ranks with exactly LINE (what a batch job script
@@ -143,6 +156,14 @@ def run(pipeline: str, site_name: str, runner: str, profile: str, run_dir: str |
     if rank_line and (runner != "batch" or len(stages) != 1):
         raise DeepRCError("a rank line after `--` needs --runner batch and exactly one --stage. "
                           "Fix: add them, or drop the words after `--`.")
+    if pilot_name:
+        if runner != "pilot" or cores:
+            raise DeepRCError("--pilot runs on the warm pilot's own cores and site. Fix: drop --runner batch and "
+                              "--cores (size the pilot with `deeprc-deploy pilot start --cores N`).")
+        from deeprc.pipeline.warm import run_on_pilot
+
+        run_on_pilot(pilot_name, pipeline, profile, run_dir, list(stages), not no_resume)
+        return
     site = load_site_or_default(site_name)
     from deeprc.pipeline.pilot import inside_allocation
 

@@ -7,6 +7,7 @@ the engine decides what runs when and keeps the run folder's status and timeline
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -204,7 +205,10 @@ class Engine:
     def execute(self) -> RunResult:
         self.check_selection()
         t0 = time.time()
-        old = {s: signal.signal(s, _raise_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # signals reach the main thread only (a warm pilot's daemon runs engines in threads and stops them
+        # through their backend's poll)
+        main = threading.current_thread() is threading.main_thread()
+        old = {s: signal.signal(s, _raise_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         result = RunResult(state="failed")
         try:
             self.run.set_run("starting", runner=self.backend.name, started=t0, error=None)
@@ -219,8 +223,8 @@ class Engine:
             result.state = "failed" if failed else "done"
             result.failed = failed
         except Interrupted as exc:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            for s in old:
+                signal.signal(s, signal.SIG_IGN)
             self.say(f"[red]{exc}[/]: canceling {len(self.running)} running task(s), keeping finished outputs")
             result.state = "canceled"
             result.signum = exc.signum
@@ -232,6 +236,8 @@ class Engine:
                 self.run.set_run("failed", error=str(exc))
             raise
         finally:
+            for s in old:  # closing is bounded: a signal now must not cut it short (RP would be left running)
+                signal.signal(s, signal.SIG_IGN)
             try:
                 self.backend.close()
             finally:

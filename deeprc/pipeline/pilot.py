@@ -102,6 +102,7 @@ class Pilot:
         self.probe_submitted = 0.0
         self.worker_hosts: list[str] | None = None  # set once the probe came back
         self.worker_places: list[list] = []  # [host, python, in image, pid] per worker rank (the probe's answer)
+        self.ready_at = 0.0  # when the probe came back (the warm worker answered on all its ranks)
         self.probe_error = ""
 
     def _resource(self) -> tuple[str, str | None]:
@@ -178,7 +179,7 @@ class Pilot:
         site = self.site
         modules = site is not None and bool(site.module_reset or site.module_use or site.modules)
         os.environ["DEEPRC_RP_LOGIN_SHELL"] = "1" if modules else "0"
-        rp_sitecustomize.install()  # this process starts the client's bridges and components
+        rp_sitecustomize.install(warn=rp_sitecustomize.warn_line)  # the client's bridges and components
         import radical.pilot as rp
 
         t0 = time.time()
@@ -266,6 +267,7 @@ class Pilot:
             value = value[0]  # one copy per rank: every rank gathered the same list
         self.worker_places = [list(v) for v in value] if isinstance(value, list) else []
         self.worker_hosts = [str(v[0]) for v in self.worker_places]
+        self.ready_at = time.time()
 
     def raptor_ended(self) -> str:
         """`uid STATE` of a raptor master or worker that ended while the pilot is up ('' if none)."""
@@ -407,8 +409,11 @@ class PilotBackend:
         self.programs = PilotTasks(site, Path("."), Path("."))  # what each stage runs; set for the run in start()
 
     def start(self, run: RunFolder, pipe: Pipeline) -> None:
+        self.boot(self.plan(run, pipe))
+
+    def plan(self, run: RunFolder, pipe: Pipeline) -> Layout | None:
+        """The core budget (and a real allocation's layout, checked against the stages); fast, starts nothing."""
         self.run, self.pipe = run, pipe
-        local = is_local(self.site)
         layout = None
         if oversubscribed(self.site):
             # RP's slots are oversubscribed here (local.localhost's 8, or a site's `rp:` overrides, so the
@@ -422,9 +427,15 @@ class PilotBackend:
             check_fits(pipe, layout)
             self.core_budget = layout.cores
         # this run's wrappers (a shared pilot's worker keeps the ones it started with)
-        self.programs = programs = PilotTasks(self.site, run.path, run.path / "rp",
-                                              worker_gpus=any(s.gpus_per_rank for s in pipe.stages if not s.executable))
-        programs.write()
+        self.programs = PilotTasks(self.site, run.path, run.path / "rp",
+                                   worker_gpus=any(s.gpus_per_rank for s in pipe.stages if not s.executable))
+        self.programs.write()
+        return layout
+
+    def boot(self, layout: Layout | None) -> None:
+        """Start the pilot (unless shared), check the stages fit its worker, listen to its tasks."""
+        assert self.run is not None and self.pipe is not None
+        run, pipe, local, programs = self.run, self.pipe, is_local(self.site), self.programs
         if self.pilot is None:
             if layout is not None:
                 self.pilot = Pilot(self.site, self.site_name, worker_ranks=worker_ranks(pipe, layout.cores),

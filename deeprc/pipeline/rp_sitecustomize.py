@@ -56,6 +56,11 @@ def _say(msg: str) -> None:
         print(f"deeprc: {msg}", file=sys.stderr, flush=True)
 
 
+def warn_line(msg: str) -> None:
+    """The client's one warning line on stderr."""
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
 def _time_with(sleep: Callable[[float], None]) -> types.ModuleType:
     """A stand-in for one module's ``time``: the real one, with another ``sleep``."""
     shim = types.ModuleType("time")
@@ -299,6 +304,50 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
 
 
 GROUPS = ("sched", "queue", "start")
+# The releases the patches were written and tested against (lower bound inclusive, upper exclusive);
+# pyproject.toml pins the same range. Outside it DeepRC runs RP unpatched and says so once.
+TESTED = {"radical.pilot": ((1, 103), (1, 104)), "radical.utils": ((1, 103), (1, 104))}
+_warned = False
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(major, minor) of a version string such as '1.103.2' or '1.104.0rc1' (() when unreadable)."""
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(c for c in piece if c.isdigit()) if piece[:1].isdigit() else ""
+        if not digits:
+            return ()
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def installed_versions() -> dict[str, str]:
+    """The installed version of each package the patches touch ('' when not installed)."""
+    from importlib import metadata
+
+    out = {}
+    for name in TESTED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = ""
+    return out
+
+
+def untested(versions: dict[str, str]) -> str:
+    """Why the patches must not apply to `versions` ('' when every package is in its tested range)."""
+    bad = []
+    for name, (low, high) in TESTED.items():
+        got = versions.get(name, "")
+        if not (low <= _release(got) < high):
+            bad.append(f"{name} {got or 'not installed'}")
+    if not bad:
+        return ""
+    span = ", ".join(f"{n} {'.'.join(map(str, lo))}.x" for n, (lo, _) in TESTED.items())
+    return (f"DeepRC's Radical Pilot patches (deeprc/pipeline/rp_sitecustomize.py) were tested on {span}; "
+            f"found {', '.join(bad)}: running Radical Pilot unpatched (slower pilot start-up and dispatch, "
+            f"more idle CPU). Fix: install the tested range (pip install 'radical.pilot>=1.103,<1.104'), "
+            "or set DEEPRC_RP_PATCHES=off to silence this line.")
 
 
 def wanted_groups() -> set[str]:
@@ -307,10 +356,21 @@ def wanted_groups() -> set[str]:
     return set() if want in ("off", "none", "") else {g.strip() for g in want.split(",")} - {""}
 
 
-def patches() -> dict[str, Callable[[types.ModuleType], None]]:
-    """module name -> patch, for the groups ``DEEPRC_RP_PATCHES`` asks for (see the module docstring)."""
+def patches(versions: dict[str, str] | None = None, warn: Callable[[str], None] | None = None,
+            ) -> dict[str, Callable[[types.ModuleType], None]]:
+    """module name -> patch, for the groups ``DEEPRC_RP_PATCHES`` asks for (see the module docstring);
+    none when the installed RP (or `versions`) is outside :data:`TESTED` (`warn` gets why, once)."""
+    global _warned
     groups = wanted_groups()
     out: dict[str, Callable[[types.ModuleType], None]] = {}
+    if not groups:
+        return out
+    why = untested(installed_versions() if versions is None else versions)
+    if why:
+        if not _warned:
+            _warned = True
+            (warn or _say)(why)
+        return out
     if "sched" in groups:
         try:
             cap = float(os.environ.get("DEEPRC_RP_SCHED_SLEEP", "0.002"))
@@ -340,9 +400,10 @@ def _apply(name: str, module: types.ModuleType, patch: Callable[[types.ModuleTyp
         _say(f"{name} not patched: {exc!r}")
 
 
-def install() -> None:
-    """Patch the modules this process already imported, and the others when they are imported (once)."""
-    todo = patches()
+def install(warn: Callable[[str], None] | None = None) -> None:
+    """Patch the modules this process already imported, and the others when they are imported (once);
+    `warn` gets the one line saying RP runs unpatched (an untested version)."""
+    todo = patches(warn=warn)
     for name, patch in todo.items():
         if name in sys.modules:
             _apply(name, sys.modules[name], patch)

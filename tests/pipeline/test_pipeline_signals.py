@@ -68,7 +68,8 @@ def test_sigterm_keeps_finished_outputs(runner, tmp_path, write_spec, stagefns_o
 def test_sigint_while_the_pilot_boots_leaves_nothing(tmp_path, write_spec, stagefns_on_path):
     """Ctrl-C while RP's session, bridges and agent are still coming up: the run is canceled, and no
     RP process (they rename themselves and leave the process tree) outlives it."""
-    spec = write_spec(tmp_path, [{"name": "a", "function": "pipeline_stagefns:write", "ranks": 2}])
+    # a torch stage waits for the warm worker (others would start on the launcher meanwhile, deeprc.pipeline.overlap)
+    spec = write_spec(tmp_path, [{"name": "a", "function": "pipeline_stagefns:write", "ranks": 2, "framework": "torch"}])
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "deeprc.cli", "run", str(spec), "--runner", "pilot",
                              "--run-dir", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -193,3 +193,32 @@ def test_pilot_bootstrap_skips_the_login_shell(pilot):
         assert "-l" not in argv[1:script], argv
     pilot.pilot.wait(state=["PMGR_ACTIVE", "DONE", "FAILED", "CANCELED"], timeout=180)
     assert pilot.pilot.state == "PMGR_ACTIVE", pilot.pilot.state
+
+
+def test_patches_apply_only_to_the_tested_rp_releases(monkeypatch):
+    """The gate reads real version strings: outside the tested range no patch applies and one warning
+    line says so (once); the installed RP, and any release in range, gets every group."""
+    from importlib import metadata
+
+    from deeprc.pipeline import rp_sitecustomize as hooks_mod
+
+    for var in ("DEEPRC_RP_SCHED_SLEEP", "DEEPRC_RP_PATCHES", "DEEPRC_RP_LOGIN_SHELL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(hooks_mod, "_warned", False)
+    said: list[str] = []
+    for newer in ({"radical.pilot": "1.104.0", "radical.utils": "1.103.1"},
+                  {"radical.pilot": "1.103.2", "radical.utils": "2.0.0rc1"},
+                  {"radical.pilot": "1.99.7", "radical.utils": "1.99.0"},
+                  {"radical.pilot": "", "radical.utils": "1.103.1"}):
+        assert hooks_mod.patches(newer, warn=said.append) == {}, newer
+    assert len(said) == 1, said  # said once per process
+    assert "radical.pilot 1.104.0" in said[0] and "unpatched" in said[0] and "Fix:" in said[0]
+    tested = hooks_mod.patches({"radical.pilot": "1.103.9", "radical.utils": "1.103.0"}, warn=said.append)
+    assert {hooks_mod._SCHED, hooks_mod._QUEUE, hooks_mod._CMGR, hooks_mod._LAUNCHING} <= set(tested)
+    installed = {n: metadata.version(n) for n in hooks_mod.TESTED}
+    assert hooks_mod.installed_versions() == installed
+    assert hooks_mod.patches(warn=said.append), f"the installed {installed} is outside the tested range"
+    assert len(said) == 1
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    (low, high), = {hooks_mod.TESTED["radical.pilot"]}
+    assert f'"radical.pilot>={low[0]}.{low[1]},<{high[0]}.{high[1]}"' in pyproject
