@@ -334,48 +334,46 @@ class Pilot:
 
 def _own_pids(base: Path) -> list[int]:
     """Processes whose working folder or command line lies under `base` (this pilot's own)."""
-    mine, me = [], os.getpid()
-    prefix = str(base)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+    import psutil
+
+    mine, me, prefix = [], os.getpid(), str(base)
+    for proc in psutil.process_iter(["pid", "cwd", "cmdline"]):
+        info = proc.info
+        if info["pid"] == me:
             continue
-        try:
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        if cwd.startswith(prefix) or prefix in cmd:
-            mine.append(int(entry))
+        cmd = " ".join(info["cmdline"] or [])
+        if (info["cwd"] or "").startswith(prefix) or prefix in cmd:
+            mine.append(info["pid"])
     return mine
 
 
 def stop_leftovers(base: Path, grace: float = 2.0) -> None:
     """SIGTERM, then SIGKILL, the processes RP left running under `base` (e.g. MPI raptor workers)."""
-    import signal as _signal
+    import psutil
 
-    if not Path("/proc").is_dir():
-        return
-    pids = _own_pids(base)
-    for sig in (_signal.SIGTERM, _signal.SIGKILL):
-        for pid in pids:
+    procs = []
+    for pid in _own_pids(base):
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.Error:
+            pass
+    for stop in (psutil.Process.terminate, psutil.Process.kill):
+        for p in procs:
             try:
-                os.kill(pid, sig)
-            except OSError:
+                stop(p)
+            except psutil.Error:
                 pass
-        end = time.time() + grace
-        while pids and time.time() < end:
-            time.sleep(0.1)
-            pids = [p for p in pids if Path(f"/proc/{p}").exists() and _alive(p)]
-        if not pids:
+        _, procs = psutil.wait_procs(procs, timeout=grace)
+        if not procs:
             return
 
 
 def _alive(pid: int) -> bool:
+    import psutil
+
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
 
 
