@@ -44,9 +44,11 @@ class OverlapBackend:
 
     def __init__(self, pilot_backend: Any, site: Any = None) -> None:
         self.pilot = pilot_backend
-        # the launcher's stages get this process's environment as it is now: the pilot's start hides some
-        # variables from RP for a while (deeprc.pipeline.taskenv.withheld)
-        self.launcher = BatchBackend(site, environ=dict(os.environ))
+        # the launcher's stages get this process's environment as it is now (the pilot's start hides some
+        # variables from RP for a while, deeprc.pipeline.taskenv.withheld); inside a Slurm allocation their
+        # srun steps overlap the pilot's long-lived raptor steps (as RP's own do), or a step started after
+        # the warm worker's would wait for its cores for ever
+        self.launcher = BatchBackend(site, environ={**os.environ, "SLURM_OVERLAP": "1"})
         self.on_launcher: set[str] = set()  # task ids the launcher runs
         self.run: RunFolder | None = None
         self._boot: threading.Thread | None = None

@@ -400,6 +400,7 @@ class PilotBackend:
         self._early: list[Completion] = []  # held stages canceled before they were submitted
         self._deadline = 0.0
         self._next_look = 0.0
+        self._told = False  # the warm worker's hosts are in logs/pilot.log
         self.broker: taskenv.Broker | None = None
         self.keys: dict[str, str | None] = {}  # uid -> the attempt's secret key (revoked when it ends)
         self.secret_env: dict[str, str] = {}
@@ -509,12 +510,13 @@ class PilotBackend:
         if ended and (held or any(self.pipe and not self.pipe.stage(n).executable for n, _ in self.tasks.values())):
             raise self.pilot.stall(held, ended=ended)
         if self.pilot.worker_ready:
+            if not self._told and self.run is not None and self.pilot.worker_hosts:
+                self._told = True  # once per run, held stages or not (some may have run on the launcher meanwhile)
+                hosts = sorted(set(self.pilot.worker_hosts))
+                pythons = sorted({f"{p[1]}{' in the image' if p[2] else ''}" for p in self.pilot.worker_places})
+                self.run.log("pilot", f"pilot: warm worker answered on {len(self.pilot.worker_hosts)} rank(s), "
+                                 f"host(s) {', '.join(hosts)}, python {', '.join(pythons)}")
             if self._held:
-                if self.run is not None and self.pilot.worker_hosts:
-                    hosts = sorted(set(self.pilot.worker_hosts))
-                    pythons = sorted({f"{p[1]}{' in the image' if p[2] else ''}" for p in self.pilot.worker_places})
-                    self.run.log("pilot", f"pilot: warm worker answered on {len(self.pilot.worker_hosts)} rank(s), "
-                                     f"host(s) {', '.join(hosts)}, python {', '.join(pythons)}")
                 for alias, (stage, attempt) in list(self._held.items()):
                     del self._held[alias]
                     self._alias[alias] = self.submit(stage, attempt)

@@ -133,7 +133,9 @@ def test_worker_that_never_answers_ends_the_run_with_the_reason(cluster: dict, t
     spec = tmp_path / "two.yaml"
     spec.write_text(yaml.safe_dump({"name": "two", "stages": [
         {"name": "first", "command": ["sh", "-c", "hostname > \"$DEEPRC_OUTDIR/host.txt\""], "outputs": ["host.txt"]},
+        # framework torch: it waits for the warm worker (others may start on the launcher while the pilot boots)
         {"name": "wide", "function": "deeprc.workloads.stages:prepare_forecast", "ranks": 4, "depends_on": ["first"],
+         "framework": "torch",
          "params": {"dataset": "airpassengers", "horizon": 12, "input_size": 24}}]}))
     run = tmp_path / "run"
     t0 = time.time()

@@ -100,10 +100,12 @@ def test_two_runs_go_through_the_warm_pilot(warm, tmp_path, write_spec):
         assert out.returncode == 0, out.stdout + out.stderr
         status = json.loads((run_dir / "status.json").read_text())
         assert status["run"] == "done" and "--pilot t" in status["command"]
-        # no pilot start-up: the first stage ran on the warm worker within a moment of the command
+        # no pilot start-up: no RP session of its own (checked below: one session for both runs), and the
+        # first stage started before a pilot could have booted (a cold start takes 8 s or more here)
         sp = spans(run_dir)
-        assert sp["a"]["started"] - status["started"] < 3, (sp, status["started"])
-        assert time.time() - t0 < 30
+        assert sp["a"]["started"] - status["started"] < 8, (sp, status["started"])
+        assert not (run_dir / "rp").exists() or not list((run_dir / "rp").glob("**/rp.session.*"))
+        print(f"run {i} through the warm pilot: {time.time() - t0:.1f} s")
         assert "warm raptor worker" in (run_dir / "logs" / "a.log").read_text()
         assert json.loads((run_dir / "stages" / "b" / "out.json").read_text()) == {"value": 3.0, "size": 2}
         assert (run_dir / "report.md").is_file()
