@@ -122,7 +122,7 @@ def plot(res: dict, path: Path) -> None:
                label="runtime overhead" if k == 0 else None)
     ax.set_xticks([i + w * (len(runners) - 1) / 2 for i in range(len(wfs))], wfs)
     ax.set_ylabel("end to end, median seconds")
-    ax.set_title(f"{res['pipeline']} ({res['profile']}), {res['runs']} run(s), {res['cores']} cores")
+    ax.set_title(f"{res['pipeline']} ({res['profile']}), {res['rounds_done']} run(s), {res['cores']} cores")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -154,18 +154,28 @@ def main() -> None:
             for r in runners:
                 runner, extra = ("batch", ["--cores", str(cores)]) if r == "batch-packed" else (r, [])
                 print(f"run {i + 1}/{args.runs}: {wf} / {r} ...", flush=True)
+                load_before = os.getloadavg()[0]
                 m = one_run(str(specs[wf]), args.profile, runner, out / f"{wf}-{r}-{i}", extra)
+                m["load1"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
                 res["raw"].setdefault(wf, {}).setdefault(r, []).append(m)
-                print(f"  {m['wall_s']:.1f} s end to end, overhead {m['overhead_s']:.1f} s", flush=True)
+                print(f"  {m['wall_s']:.1f} s end to end, overhead {m['overhead_s']:.1f} s, "
+                      f"load {m['load1'][0]:.1f} -> {m['load1'][1]:.1f}", flush=True)
+        report(res, out, i + 1)  # after every round: an interrupted benchmark keeps its finished rounds
+
+
+def report(res: dict, out: Path, rounds: int) -> None:
+    """Write results.json, results.md and results.png for the rounds done so far (and print the table)."""
+    res["rounds_done"] = rounds
     res["summary"] = {wf: {r: summarise(ms) for r, ms in per.items()} for wf, per in res["raw"].items()}
+    loads = [x for per in res["raw"].values() for ms in per.values() for m in ms for x in m["load1"]]
     (out / "results.json").write_text(json.dumps(res, indent=2))
     plot(res, out / "results.png")
-    lines = [f"# {res['pipeline']} ({args.profile}): pilot vs batch, {args.runs} run(s) each, median, "
-             f"{cores} cores ({os.uname().nodename})", "", *table(res)]
+    lines = [f"# {res['pipeline']} ({res['profile']}): pilot vs batch, {rounds} run(s) each, median, "
+             f"{res['cores']} cores ({os.uname().nodename}); 1-minute load average {min(loads):.1f}-{max(loads):.1f}",
+             "", *table(res)]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
-
+    print(f"\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}", flush=True)
 
 if __name__ == "__main__":
     main()
