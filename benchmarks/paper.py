@@ -75,8 +75,8 @@ def summarise(runs: list[dict]) -> dict:
 
 def table(res: dict) -> list[str]:
     runners = [r for r in RUNNERS if any(r in res["summary"][wf] for wf in res["summary"])]
-    head = "| workflow | " + " | ".join(f"{r} s" for r in runners)
-    rule = "|---|" + "---|" * len(runners)
+    head = "| workflow | runs | " + " | ".join(f"{r} s" for r in runners)
+    rule = "|---|---|" + "---|" * len(runners)
     if "pilot" in runners:
         for base in runners[1:]:
             head += f" | saved vs {base} s (%)"
@@ -91,7 +91,7 @@ def table(res: dict) -> list[str]:
                 saved = per[base]["median_wall_s"] - per["pilot"]["median_wall_s"]
                 cells.append(f"{saved:.1f} ({100 * saved / per[base]['median_wall_s']:.0f}%)")
         cells += [f"{per[r]['median_overhead_s']:.1f}" for r in runners]
-        lines.append(f"| {wf} | " + " | ".join(cells) + " |")
+        lines.append(f"| {wf} | {len(per[runners[0]]['walls_s'])} | " + " | ".join(cells) + " |")
     stage_wf = "whole" if "whole" in res["summary"] else next(iter(res["summary"]))
     per = res["summary"][stage_wf]
     lines += ["", f"Per stage ({stage_wf}; median seconds, queued -> finished / in stage code):", "",
@@ -160,7 +160,7 @@ def main() -> None:
                 res["raw"].setdefault(wf, {}).setdefault(r, []).append(m)
                 print(f"  {m['wall_s']:.1f} s end to end, overhead {m['overhead_s']:.1f} s, "
                       f"load {m['load1'][0]:.1f} -> {m['load1'][1]:.1f}", flush=True)
-        report(res, out, i + 1)  # after every round: an interrupted benchmark keeps its finished rounds
+            report(res, out, i + 1)  # after every workflow's runners: an interrupted benchmark keeps what finished
 
 
 def report(res: dict, out: Path, rounds: int) -> None:
@@ -170,7 +170,7 @@ def report(res: dict, out: Path, rounds: int) -> None:
     loads = [x for per in res["raw"].values() for ms in per.values() for m in ms for x in m["load1"]]
     (out / "results.json").write_text(json.dumps(res, indent=2))
     plot(res, out / "results.png")
-    lines = [f"# {res['pipeline']} ({res['profile']}): pilot vs batch, {rounds} run(s) each, median, "
+    lines = [f"# {res['pipeline']} ({res['profile']}): pilot vs batch, up to {rounds} run(s) each, median, "
              f"{res['cores']} cores ({os.uname().nodename}); 1-minute load average {min(loads):.1f}-{max(loads):.1f}",
              "", *table(res)]
     (out / "results.md").write_text("\n".join(lines) + "\n")
