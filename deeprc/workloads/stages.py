@@ -104,10 +104,11 @@ def train_forecast(ctx: StageContext) -> dict:
                           "horizon in the preparation and training stages.")
     transform = fc.check_transform(param(ctx, "transform", "none", str), ctx.name)
     fit_df = fc.seasonal_difference(train, season) if transform == "seasonal_diff" else train
-    if int(fit_df.groupby("unique_id").size().min()) < input_size + horizon:
+    shortest = int(fit_df.groupby("unique_id").size().min()) if len(fit_df) else 0
+    if transform != "none" and shortest < input_size + horizon:  # prepare_forecast checked the untransformed
         raise DeepRCError(f"stage '{ctx.name}': with transform '{transform}' the shortest training series has "
-                          f"{int(fit_df.groupby('unique_id').size().min())} points, fewer than input_size {input_size} "
-                          f"+ horizon {horizon}. Fix: lower input_size, or use transform: none.")
+                          f"{shortest} points, fewer than input_size {input_size} + horizon {horizon}. "
+                          "Fix: lower input_size, or use transform: none.")
     fc.set_threads(param(ctx, "threads", 1, int))
     n_series = int(train["unique_id"].nunique())
     models = [fc.make_model(n, horizon=horizon, input_size=input_size, max_steps=max_steps, batch_size=batch_size,

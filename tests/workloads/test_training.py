@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from deeprc.errors import DeepRCError
 from deeprc.pipeline.spec import load_pipeline
 from deeprc.workloads import forecast as fc
 from deeprc.workloads import stages
@@ -71,6 +72,17 @@ def test_visnights_paper_model_beats_seasonal_naive(tmp_path, make_ctx):
     assert m["transform"] == "seasonal_diff" and m["series"] == 20
     assert m["naive_MASE"] == pytest.approx(1.127, abs=1e-3)
     assert m["MASE"] < 1.05 and m["beats_naive"], m
+
+
+def test_transform_errors_name_the_parameter(tmp_path, make_ctx):
+    stages.prepare_forecast(make_ctx(tmp_path, "prep", {"dataset": "visnights", "horizon": 8, "input_size": 12}))
+    inputs = {"prep": tmp_path / "prep"}
+    with pytest.raises(DeepRCError, match="parameter 'transform': unknown transform 'log'.*seasonal_diff"):
+        stages.train_forecast(make_ctx(tmp_path, "bad", {"model": "NBEATS", "horizon": 8, "transform": "log"}, inputs))
+    # 68 training quarters lose one season to differencing: 64 < 60 + 8
+    with pytest.raises(DeepRCError, match="shortest training series has 64 points.*lower input_size"):
+        stages.train_forecast(make_ctx(tmp_path, "short", {"model": "NBEATS", "horizon": 8, "input_size": 60,
+                                                           "transform": "seasonal_diff"}, inputs))
 
 
 @pytest.fixture(scope="module")
