@@ -92,16 +92,16 @@ def table(res: dict) -> list[str]:
                 cells.append(f"{saved:.1f} ({100 * saved / per[base]['median_wall_s']:.0f}%)")
         cells += [f"{per[r]['median_overhead_s']:.1f}" for r in runners]
         lines.append(f"| {wf} | {len(per[runners[0]]['walls_s'])} | " + " | ".join(cells) + " |")
-    stage_wf = "whole" if "whole" in res["summary"] else next(iter(res["summary"]))
-    per = res["summary"][stage_wf]
-    lines += ["", f"Per stage ({stage_wf}; median seconds, queued -> finished / in stage code):", "",
-              "| stage | " + " | ".join(f"{r} span | {r} code" for r in runners) + " |",
-              "|---|" + "---|---|" * len(runners)]
-    for n in per[runners[0]]["stage_span_s"]:
-        cells = []
-        for r in runners:
-            cells += [f"{per[r]['stage_span_s'].get(n, 0):.1f}", f"{per[r]['stage_code_s'].get(n, 0):.1f}"]
-        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    for stage_wf in ["whole"] if "whole" in res["summary"] else list(res["summary"]):
+        per = res["summary"][stage_wf]
+        lines += ["", f"Per stage ({stage_wf}; median seconds, queued -> finished / in stage code):", "",
+                  "| stage | " + " | ".join(f"{r} span | {r} code" for r in runners) + " |",
+                  "|---|" + "---|---|" * len(runners)]
+        for n in per[runners[0]]["stage_span_s"]:
+            cells = []
+            for r in runners:
+                cells += [f"{per[r]['stage_span_s'].get(n, 0):.1f}", f"{per[r]['stage_code_s'].get(n, 0):.1f}"]
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
     return lines
 
 
