@@ -75,8 +75,8 @@ def summarise(runs: list[dict]) -> dict:
 
 def table(res: dict) -> list[str]:
     runners = [r for r in RUNNERS if any(r in res["summary"][wf] for wf in res["summary"])]
-    head = "| workflow | " + " | ".join(f"{r} s" for r in runners)
-    rule = "|---|" + "---|" * len(runners)
+    head = "| workflow | runs | " + " | ".join(f"{r} s" for r in runners)
+    rule = "|---|---|" + "---|" * len(runners)
     if "pilot" in runners:
         for base in runners[1:]:
             head += f" | saved vs {base} s (%)"
@@ -91,17 +91,17 @@ def table(res: dict) -> list[str]:
                 saved = per[base]["median_wall_s"] - per["pilot"]["median_wall_s"]
                 cells.append(f"{saved:.1f} ({100 * saved / per[base]['median_wall_s']:.0f}%)")
         cells += [f"{per[r]['median_overhead_s']:.1f}" for r in runners]
-        lines.append(f"| {wf} | " + " | ".join(cells) + " |")
-    stage_wf = "whole" if "whole" in res["summary"] else next(iter(res["summary"]))
-    per = res["summary"][stage_wf]
-    lines += ["", f"Per stage ({stage_wf}; median seconds, queued -> finished / in stage code):", "",
-              "| stage | " + " | ".join(f"{r} span | {r} code" for r in runners) + " |",
-              "|---|" + "---|---|" * len(runners)]
-    for n in per[runners[0]]["stage_span_s"]:
-        cells = []
-        for r in runners:
-            cells += [f"{per[r]['stage_span_s'].get(n, 0):.1f}", f"{per[r]['stage_code_s'].get(n, 0):.1f}"]
-        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+        lines.append(f"| {wf} | {len(per[runners[0]]['walls_s'])} | " + " | ".join(cells) + " |")
+    for stage_wf in ["whole"] if "whole" in res["summary"] else list(res["summary"]):
+        per = res["summary"][stage_wf]
+        lines += ["", f"Per stage ({stage_wf}; median seconds, queued -> finished / in stage code):", "",
+                  "| stage | " + " | ".join(f"{r} span | {r} code" for r in runners) + " |",
+                  "|---|" + "---|---|" * len(runners)]
+        for n in per[runners[0]]["stage_span_s"]:
+            cells = []
+            for r in runners:
+                cells += [f"{per[r]['stage_span_s'].get(n, 0):.1f}", f"{per[r]['stage_code_s'].get(n, 0):.1f}"]
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -122,7 +122,7 @@ def plot(res: dict, path: Path) -> None:
                label="runtime overhead" if k == 0 else None)
     ax.set_xticks([i + w * (len(runners) - 1) / 2 for i in range(len(wfs))], wfs)
     ax.set_ylabel("end to end, median seconds")
-    ax.set_title(f"{res['pipeline']} ({res['profile']}), {res['runs']} run(s), {res['cores']} cores")
+    ax.set_title(f"{res['pipeline']} ({res['profile']}), {res['rounds_done']} run(s), {res['cores']} cores")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -154,18 +154,28 @@ def main() -> None:
             for r in runners:
                 runner, extra = ("batch", ["--cores", str(cores)]) if r == "batch-packed" else (r, [])
                 print(f"run {i + 1}/{args.runs}: {wf} / {r} ...", flush=True)
+                load_before = os.getloadavg()[0]
                 m = one_run(str(specs[wf]), args.profile, runner, out / f"{wf}-{r}-{i}", extra)
+                m["load1"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
                 res["raw"].setdefault(wf, {}).setdefault(r, []).append(m)
-                print(f"  {m['wall_s']:.1f} s end to end, overhead {m['overhead_s']:.1f} s", flush=True)
+                print(f"  {m['wall_s']:.1f} s end to end, overhead {m['overhead_s']:.1f} s, "
+                      f"load {m['load1'][0]:.1f} -> {m['load1'][1]:.1f}", flush=True)
+            report(res, out, i + 1)  # after every workflow's runners: an interrupted benchmark keeps what finished
+
+
+def report(res: dict, out: Path, rounds: int) -> None:
+    """Write results.json, results.md and results.png for the rounds done so far (and print the table)."""
+    res["rounds_done"] = rounds
     res["summary"] = {wf: {r: summarise(ms) for r, ms in per.items()} for wf, per in res["raw"].items()}
+    loads = [x for per in res["raw"].values() for ms in per.values() for m in ms for x in m["load1"]]
     (out / "results.json").write_text(json.dumps(res, indent=2))
     plot(res, out / "results.png")
-    lines = [f"# {res['pipeline']} ({args.profile}): pilot vs batch, {args.runs} run(s) each, median, "
-             f"{cores} cores ({os.uname().nodename})", "", *table(res)]
+    lines = [f"# {res['pipeline']} ({res['profile']}): pilot vs batch, up to {rounds} run(s) each, median, "
+             f"{res['cores']} cores ({os.uname().nodename}); 1-minute load average {min(loads):.1f}-{max(loads):.1f}",
+             "", *table(res)]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
-
+    print(f"\nwrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}", flush=True)
 
 if __name__ == "__main__":
     main()

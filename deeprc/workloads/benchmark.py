@@ -36,6 +36,17 @@ ORDER = {"forecast": ["kind", "dataset", "model", "horizon", "input_size", "max_
          "hydrology": ["kind", "basin", "arch", "seed", "seq_len", "units", "epochs", "NSE", "KGE", "RMSE", "seconds"]}
 
 
+def _json_params(ctx: click.Context, param: click.Parameter, value: str) -> dict:
+    """--params as a dict (a clear usage error when it is not a JSON object)."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON ({exc}); give an object such as '{{\"transform\": \"seasonal_diff\"}}'")
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("give a JSON object of stage parameters, such as '{\"transform\": \"seasonal_diff\"}'")
+    return parsed
+
+
 @click.group()
 def cli() -> None:
     """Run full-size configurations and tabulate them."""
@@ -49,8 +60,11 @@ def cli() -> None:
 @click.option("--max-steps", default=500, type=int)
 @click.option("--models", default="all", help="comma-separated names or 'all'")
 @click.option("--seed", default=1, type=int)
+@click.option("--params", "extra", default="{}", callback=_json_params,
+              help="more stage parameters as JSON, e.g. '{\"transform\": \"seasonal_diff\"}'")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
-def forecast(dataset: str, horizon: int, input_size: int, max_steps: int, models: str, seed: int, out: Path) -> None:
+def forecast(dataset: str, horizon: int, input_size: int, max_steps: int, models: str, seed: int, extra: dict,
+             out: Path) -> None:
     """Train each model on DATASET and append its scores (and seasonal naive's) to OUT."""
     import deeprc.comm
     from deeprc.workloads import stages
@@ -64,7 +78,7 @@ def forecast(dataset: str, horizon: int, input_size: int, max_steps: int, models
         stages.prepare_forecast(_ctx(comm, run, "prepare_forecast", prep, {}, seed))
         for name in names:
             started = time.perf_counter()
-            params = dict(prep, model=name, max_steps=max_steps, resume=False)
+            params = dict(prep, **extra, model=name, max_steps=max_steps, resume=False)
             try:
                 m = stages.train_forecast(_ctx(comm, run, f"train_{name}", params,
                                                {"prepare_forecast": run / "prepare_forecast"}, seed))
@@ -73,6 +87,7 @@ def forecast(dataset: str, horizon: int, input_size: int, max_steps: int, models
                 continue
             _append(out, {"kind": "forecast", "dataset": dataset, "model": name, "horizon": horizon,
                           "input_size": input_size, "max_steps": max_steps, "seed": seed,
+                          **({"params": json.dumps(extra, sort_keys=True)} if extra else {}),
                           **{k: m[k] for k in ("MAE", "RMSE", "sMAPE", "MASE", "naive_MASE", "naive_sMAPE")},
                           "seconds": round(time.perf_counter() - started, 1)})
 

@@ -17,7 +17,8 @@ MODELS = ("NBEATS", "NHITS", "LSTM", "GRU", "TCN", "DeepAR", "PatchTST", "TimesN
           "FEDformer", "VanillaTransformer", "iTransformer")
 # stage parameters that are ours, not model keyword arguments
 OWN_PARAMS = {"model", "models", "horizon", "input_size", "max_steps", "batch_size", "dataset", "freq",
-              "seed", "resume", "plot_series", "scaler_type", "threads"}
+              "seed", "resume", "plot_series", "scaler_type", "threads", "transform"}
+TRANSFORMS = ("none", "seasonal_diff")
 
 
 def model_class(name: str) -> type:
@@ -176,6 +177,36 @@ def predict(nf: Any, train: pd.DataFrame, names: list[str]) -> pd.DataFrame:
         frames.append(pd.DataFrame({"unique_id": fc["unique_id"].astype(str), "ds": fc["ds"],
                                     "model": name, "y_hat": fc[col].astype(float)}))
     return pd.concat(frames, ignore_index=True)
+
+
+def check_transform(name: str, stage: str) -> str:
+    """A valid `transform` parameter value (an error naming the stage otherwise)."""
+    name = str(name).lower()
+    if name not in TRANSFORMS:
+        raise DeepRCError(f"stage '{stage}' parameter 'transform': unknown transform '{name}'. "
+                          f"Fix: use one of {', '.join(TRANSFORMS)}.")
+    return name
+
+
+def seasonal_difference(train: pd.DataFrame, season: int) -> pd.DataFrame:
+    """y_t - y_(t-season) per series (rows sorted by unique_id, ds); each series loses its first season.
+
+    The model then learns how this year differs from last year: a forecast of zero is seasonal naive.
+    """
+    diff = train.groupby("unique_id", sort=False)["y"].diff(season)
+    return train.assign(y=diff)[diff.notna()].reset_index(drop=True)
+
+
+def undo_seasonal_difference(pred: pd.DataFrame, train: pd.DataFrame, season: int) -> pd.DataFrame:
+    """Forecasts of seasonal differences back in levels: y_hat_t = y_(t-season) (observed or forecast) + d_hat_t."""
+    out = []
+    for (_, uid), part in pred.groupby(["model", "unique_id"], sort=False):
+        part = part.sort_values("ds")
+        levels = list(train.loc[train["unique_id"] == uid, "y"].to_numpy(dtype=float)[-season:])
+        for d in part["y_hat"].to_numpy(dtype=float):
+            levels.append(levels[-season] + d)
+        out.append(part.assign(y_hat=levels[season:]))
+    return pd.concat(out, ignore_index=True)
 
 
 def seasonal_naive_frame(train: pd.DataFrame, test: pd.DataFrame, season: int) -> pd.DataFrame:

@@ -100,19 +100,27 @@ def train_forecast(ctx: StageContext) -> dict:
         raise DeepRCError(f"stage '{ctx.name}' parameter 'horizon' is {horizon} but the upstream test set holds "
                           f"{int(test.groupby('unique_id').size().max())} points per series. Fix: use the same "
                           "horizon in the preparation and training stages.")
+    transform = fc.check_transform(param(ctx, "transform", "none", str), ctx.name)
+    fit_df = fc.seasonal_difference(train, season) if transform == "seasonal_diff" else train
+    shortest = int(fit_df.groupby("unique_id").size().min()) if len(fit_df) else 0
+    if transform != "none" and shortest < input_size + horizon:  # prepare_forecast checked the untransformed
+        raise DeepRCError(f"stage '{ctx.name}': with transform '{transform}' the shortest training series has "
+                          f"{shortest} points, fewer than input_size {input_size} + horizon {horizon}. "
+                          "Fix: lower input_size, or use transform: none.")
     fc.set_threads(param(ctx, "threads", 1, int))
     n_series = int(train["unique_id"].nunique())
     models = [fc.make_model(n, horizon=horizon, input_size=input_size, max_steps=max_steps, batch_size=batch_size,
                             seed=seed, n_series=n_series, comm=ctx.comm, extra=extra,
                             scaler_type=param(ctx, "scaler_type", "robust", str)) for n in names]
     config = {"models": names, "horizon": horizon, "input_size": input_size, "max_steps": max_steps,
-              "batch_size": batch_size, "seed": seed, "extra": extra, "data": meta, "train_rows": len(train)}
+              "batch_size": batch_size, "seed": seed, "extra": extra, "data": meta, "train_rows": len(train),
+              "transform": transform}
     started = time.perf_counter()
     ckpt = ctx.outdir / "checkpoint"
     ctx.outdir.mkdir(parents=True, exist_ok=True)
     ctx.log.info("training %s (max_steps %d) on %d series over %d rank(s)", ", ".join(names), max_steps,
                  n_series, ctx.size)
-    nf, resumed = fc.fit_or_resume(models, train, freq, ckpt, config, bool(param(ctx, "resume", True)),
+    nf, resumed = fc.fit_or_resume(models, fit_df, freq, ckpt, config, bool(param(ctx, "resume", True)),
                                    ctx.rank, ctx.log)
     seconds = time.perf_counter() - started
     if ctx.size > 1:
@@ -121,7 +129,9 @@ def train_forecast(ctx: StageContext) -> dict:
         fc.leave_process_group()
     if ctx.rank != 0:
         return {}
-    pred = fc.predict(nf, train, names)
+    pred = fc.predict(nf, fit_df, names)
+    if transform == "seasonal_diff":
+        pred = fc.undo_seasonal_difference(pred, train, season)
     pred = pd.concat([pred, fc.seasonal_naive_frame(train, test, season)], ignore_index=True)
     scores = fc.score(pred, train, test, season)
     summary = fc.summarise(scores)
@@ -140,7 +150,7 @@ def train_forecast(ctx: StageContext) -> dict:
             out[prefix + metric] = json_float(row[metric])
     out["beats_naive"] = bool(out["MASE"] is not None and out["MASE"] < float(naive["MASE"]))
     out.update(models=names, dataset=meta.get("dataset"), series=n_series, train_seconds=round(seconds, 2),
-               resumed=resumed, ranks=ctx.size)
+               resumed=resumed, ranks=ctx.size, transform=transform)
     ctx.log.info("%s", markdown_table(summary))
     return out
 

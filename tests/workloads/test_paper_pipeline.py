@@ -73,5 +73,7 @@ def test_paper_small_report_has_every_model_and_basin(paper_run):
     assert ev["best_forecast_model"] in MODELS and _finite(ev["best_NSE"])
     # each data set is scored against its own seasonal naive (AirPassengers 1.571, visnights 1.127)
     assert ev["naive_MASE"] == pytest.approx(1.571, abs=1e-3) and ev["visnights_naive_MASE"] == pytest.approx(1.127, abs=1e-3)
-    assert ev["models_beating_naive"].endswith(f"/{len(MODELS)}") and ev["visnights_models_beating_naive"].endswith("/1")
+    assert ev["models_beating_naive"].endswith(f"/{len(MODELS)}")
+    # the visnights model runs at its full configuration in the small profile too (2 DDP ranks): it beats naive
+    assert ev["visnights_models_beating_naive"] == "1/1" and ev["visnights_best_MASE"] < 1.05, ev
     assert (run / "report.md").is_file()
