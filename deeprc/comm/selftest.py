@@ -20,6 +20,7 @@ import numpy as np
 
 CORRUPT_VAR = "DEEPRC_SELFTEST_CORRUPT"
 KILL_VAR = "DEEPRC_SELFTEST_KILL_RANK"
+LINGER_S = 3.0  # how long a rank that lost a peer waits before it exits (so every survivor's error is seen)
 N = 1000
 
 
@@ -189,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         return status
     except DeepRCError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        return exc.exit_code
+        # the other survivors reach their own deadline within moments: give them time to report before the
+        # launcher sees this rank exit and stops the job; then leave without MPI_Finalize, which waits for
+        # the dead rank forever
+        time.sleep(LINGER_S)
+        sys.stdout.flush()
+        os._exit(exc.exit_code)
 
 
 if __name__ == "__main__":
