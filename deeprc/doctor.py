@@ -357,7 +357,9 @@ def diagnose(site_name: str | None = None) -> dict[str, Any]:
     checks["mpi_hello"] = check_mpi_hello(checks["mpi"])
     checks["site"] = site_check
     checks["image"] = check_image(site)
-    imaged = site is not None and site.container.runtime != "none"
+    from deeprc.pipeline.commands import has_image
+
+    imaged = has_image(site)
     required = (HOST_REQUIRED if imaged else set(CORE_REQUIRED)) | site_requirements(site)
     if site is None:
         required |= {"mpi", "mpi_hello"}

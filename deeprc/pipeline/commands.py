@@ -121,12 +121,16 @@ def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int | None, site: Si
         return launch_argv(stage.ranks, stage_argv(run_dir, stage, attempt, site), site, stage.cores_per_rank)
     from deeprc.runtimes import rank_command
 
-    container = getattr(site, "container", None)
-    imaged = container is not None and getattr(container, "runtime", "none") != "none"
-    python = IMAGE_PYTHON if imaged else None
+    python = IMAGE_PYTHON if has_image(site) else None
     return rank_command(site, stage.ranks, stage_argv(run_dir, stage, attempt, site, wrap_image=False, python=python),
                         nodes=nodes, ranks_per_node=ranks_per_node, cores_per_rank=stage.cores_per_rank,
                         gpus_per_rank=stage.gpus_per_rank, binds=[str(run_dir)])
+
+
+def has_image(site: Site | None) -> bool:
+    """The site runs its stages inside a container image."""
+    c = getattr(site, "container", None)
+    return c is not None and c.runtime != "none" and bool(c.image)
 
 
 def check_image(site: Site) -> bool:
@@ -134,10 +138,9 @@ def check_image(site: Site) -> bool:
     before any job or pilot starts (a registry reference is pulled by the runtime)."""
     from deeprc.errors import config_error
 
-    c = getattr(site, "container", None)
-    if c is None or c.runtime == "none" or not c.image:
+    if not has_image(site):
         return False
-    image = os.path.expandvars(os.path.expanduser(c.image))
+    image = os.path.expandvars(os.path.expanduser(site.container.image))
     if image.startswith("/") and "$" not in image and not Path(image).exists():
         raise config_error(f"site {site.name}", "container.image", f"the image {image} does not exist",
                            f"build it (`deeprc-deploy build --site {site.name}`) or point container.image at it")

@@ -24,18 +24,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from deeprc.pipeline.commands import IMAGE_PYTHON, stage_argv
+from deeprc.pipeline.commands import IMAGE_PYTHON, has_image, stage_argv
 from deeprc.pipeline.spec import Pipeline, Stage
 from deeprc.pipeline.taskenv import check_rp_word
 from deeprc.sites.schema import Site
 
 WORKER_PROGRAM = "radical-pilot-raptor-worker"  # what RP's raptor master starts for each worker rank
 TASK_MARK = "<TASK: environment, argv and log of the attempt, packed by deeprc.pipeline.taskenv>"
-
-
-def has_image(site: Site | None) -> bool:
-    c = getattr(site, "container", None)
-    return c is not None and c.runtime != "none" and bool(c.image)
 
 
 @dataclass

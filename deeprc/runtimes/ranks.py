@@ -39,7 +39,6 @@ def rank_command(
     gpus_per_rank: float = 0,
     binds: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
-    in_image: bool = True,
 ) -> list[str]:
     """argv starting `ranks` ranks of `argv` on `site`, inside the site's image when it has one.
 
@@ -50,7 +49,7 @@ def rank_command(
     full_env = rank_env(site, env)
     inner = [str(a) for a in argv]
     c = site.container
-    if in_image and c.runtime != "none":
+    if c.runtime != "none":
         inner = RUNTIMES.create(c.runtime).exec_command(c.image, inner, binds=binds, gpus=gpus > 0, site=site, env=full_env)
     if gpus and site.gpu_binding == "local-rank":
         inner = gpu_visibility_wrapper(gpus) + inner
