@@ -152,10 +152,9 @@ def main() -> None:
     for i in range(args.runs):
         for wf in workflows:
             for r in runners:
-                runner, extra = ("batch", ["--cores", str(cores)]) if r == "batch-packed" else (r, [])
                 print(f"run {i + 1}/{args.runs}: {wf} / {r} ...", flush=True)
                 load_before = os.getloadavg()[0]
-                m = one_run(str(specs[wf]), args.profile, runner, out / f"{wf}-{r}-{i}", extra)
+                m = one_run(str(specs[wf]), args.profile, r, out / f"{wf}-{r}-{i}")  # pilot_vs_batch.VARIANTS[r]
                 m["load1"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
                 res["raw"].setdefault(wf, {}).setdefault(r, []).append(m)
                 print(f"  {m['wall_s']:.1f} s end to end, overhead {m['overhead_s']:.1f} s, "
