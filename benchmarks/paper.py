@@ -2,11 +2,15 @@
 
     .venv/bin/python benchmarks/paper.py [--profile full|small] [--runs 3] [--out /tmp/deeprc-paper]
         [--workflows forecasting,hydrology,whole] [--runners pilot,batch,batch-packed]
+        [--runners launch-pilot,launch-batch --site local-slurm]   # through a scheduler
 
 Workflows: `forecasting` (the forecasting preparations, every forecasting model, evaluation),
 `hydrology` (the basins' preparation, every hydrology model, evaluation) and `whole` (the full
 DAG), each cut from the same spec. Every run is a fresh `deeprc-deploy run --no-resume` process
-(pilot_vs_batch.one_run: the pilot pays its start-up inside the measured time); runners are
+(pilot_vs_batch.one_run: the pilot pays its start-up inside the measured time); `launch-pilot` and
+`launch-batch` submit the workflow with `deeprc-deploy launch --site SITE --mode pilot|batch` (one pilot
+job, or one job per stage chained by dependencies) and time it from the submit to the last stage done
+(pilot_vs_batch.one_launch); runners are
 interleaved per run so load drift hits them alike. Printed: median end-to-end seconds per workflow
 and runner, seconds and percent the pilot saves against batch and packed batch, the runtime's own
 overhead (wall time not covered by stage code), and the per-stage breakdown of the whole workflow.
@@ -26,11 +30,12 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pilot_vs_batch import ROOT, one_run  # noqa: E402
+from pilot_vs_batch import ROOT, one_launch, one_run  # noqa: E402
 
 from deeprc.pipeline.pilot import usable_cores  # noqa: E402
 
-RUNNERS = ("pilot", "batch", "batch-packed")
+RUNNERS = ("pilot", "batch", "batch-packed", "launch-pilot", "launch-batch")  # launch-*: through `launch --site SITE`
+PAIRS = (("pilot", "batch"), ("pilot", "batch-packed"), ("launch-pilot", "launch-batch"))  # (pilot, its baseline)
 WORKFLOWS = {"forecasting": (":prepare_forecast", ":train_forecast"),
              "hydrology": (":prepare_hydrology", ":train_hydrology")}
 
@@ -77,19 +82,18 @@ def table(res: dict) -> list[str]:
     runners = [r for r in RUNNERS if any(r in res["summary"][wf] for wf in res["summary"])]
     head = "| workflow | runs | " + " | ".join(f"{r} s" for r in runners)
     rule = "|---|---|" + "---|" * len(runners)
-    if "pilot" in runners:
-        for base in runners[1:]:
-            head += f" | saved vs {base} s (%)"
-            rule += "---|"
+    pairs = [(a, b) for a, b in PAIRS if a in runners and b in runners]
+    for a, b in pairs:
+        head += f" | {a} saves vs {b} s (%)"
+        rule += "---|"
     head += " | " + " | ".join(f"{r} overhead s" for r in runners) + " |"
     rule += "---|" * len(runners)
     lines = [head, rule]
     for wf, per in res["summary"].items():
         cells = [f"{per[r]['median_wall_s']:.1f}" for r in runners]
-        if "pilot" in runners:
-            for base in runners[1:]:
-                saved = per[base]["median_wall_s"] - per["pilot"]["median_wall_s"]
-                cells.append(f"{saved:.1f} ({100 * saved / per[base]['median_wall_s']:.0f}%)")
+        for a, b in pairs:
+            saved = per[b]["median_wall_s"] - per[a]["median_wall_s"]
+            cells.append(f"{saved:.1f} ({100 * saved / per[b]['median_wall_s']:.0f}%)")
         cells += [f"{per[r]['median_overhead_s']:.1f}" for r in runners]
         lines.append(f"| {wf} | {len(per[runners[0]]['walls_s'])} | " + " | ".join(cells) + " |")
     for stage_wf in ["whole"] if "whole" in res["summary"] else list(res["summary"]):
@@ -135,13 +139,17 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default="/tmp/deeprc-paper")
     ap.add_argument("--workflows", default="forecasting,hydrology,whole")
-    ap.add_argument("--runners", default=",".join(RUNNERS))
+    ap.add_argument("--runners", default="pilot,batch,batch-packed",
+                    help=f"any of {','.join(RUNNERS)}; launch-* need --site")
+    ap.add_argument("--site", default=None, help="site for the launch-* runners, e.g. local-slurm or emulated-cluster")
     args = ap.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     workflows = [w for w in args.workflows.split(",") if w]
     runners = [r for r in args.runners.split(",") if r]
     bad = [w for w in workflows if w != "whole" and w not in WORKFLOWS] + [r for r in runners if r not in RUNNERS]
+    if any(r.startswith("launch-") for r in runners) and not args.site:
+        bad.append("launch-* without --site")
     if bad:
         raise SystemExit(f"unknown workflow/runner {', '.join(bad)}: use {', '.join([*WORKFLOWS, 'whole'])} "
                          f"and {', '.join(RUNNERS)}")
@@ -154,7 +162,13 @@ def main() -> None:
             for r in runners:
                 print(f"run {i + 1}/{args.runs}: {wf} / {r} ...", flush=True)
                 load_before = os.getloadavg()[0]
-                m = one_run(str(specs[wf]), args.profile, r, out / f"{wf}-{r}-{i}")  # pilot_vs_batch.VARIANTS[r]
+                run_dir = out / f"{wf}-{r}-{i}"
+                if r.startswith("launch-"):
+                    m = one_launch(str(specs[wf]), args.profile, args.site, r.removeprefix("launch-"), run_dir)
+                    if m is None:
+                        raise SystemExit(f"{r} run of {wf} failed (see {run_dir})")
+                else:
+                    m = one_run(str(specs[wf]), args.profile, r, run_dir)  # pilot_vs_batch.VARIANTS[r]
                 m["load1"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
                 res["raw"].setdefault(wf, {}).setdefault(r, []).append(m)
                 print(f"  {m['wall_s']:.1f} s end to end, overhead {m['overhead_s']:.1f} s, "

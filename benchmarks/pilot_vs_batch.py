@@ -210,27 +210,34 @@ def _wait_run(run_dir: Path, stages: int, timeout: float = 1800) -> bool:
     return False
 
 
-def slurm_runs(pipeline: str, profile: str, runs: int, out: Path, site: str = "local-slurm") -> dict | None:
-    """`deeprc-deploy launch --site SITE --mode pilot|batch`: submit to time of the last stage done."""
+def one_launch(pipeline: str, profile: str, site: str, mode: str, run_dir: Path, timeout: float = 3600) -> dict | None:
+    """`deeprc-deploy launch --site SITE --mode MODE`, timed from the submit to the last stage done (None: it failed)."""
     from deeprc.pipeline.spec import load_pipeline
 
+    n = len(load_pipeline(pipeline, profile).stages)
+    t0 = time.time()
+    p = subprocess.run([sys.executable, "-m", "deeprc.cli", "launch", pipeline, "--site", site,
+                        "--mode", mode, "--profile", profile, "--run-dir", str(run_dir)],
+                       capture_output=True, text=True, cwd=ROOT)
+    if p.returncode != 0 or not _wait_run(run_dir, n, timeout):
+        print(f"{site} {mode} run failed: {p.stdout[-1500:]}{p.stderr[-1500:]} (see {run_dir})")
+        return None
+    return analyse(run_dir, time.time() - t0, t0)
+
+
+def slurm_runs(pipeline: str, profile: str, runs: int, out: Path, site: str = "local-slurm") -> dict | None:
+    """`deeprc-deploy launch --site SITE --mode pilot|batch`: submit to time of the last stage done."""
     probe = subprocess.run([sys.executable, "-m", "deeprc.cli", "launch", "--help"], capture_output=True, text=True, cwd=ROOT)
     if probe.returncode != 0 or "--mode" not in probe.stdout:
         print("slurm: `deeprc-deploy launch` is not available; skipped")
         return None
-    n = len(load_pipeline(pipeline, profile).stages)
     res: dict = {mode: {"walls": []} for mode in ("pilot", "batch")}
     for i in range(runs):
         for mode in ("pilot", "batch"):  # interleaved, so machine-load drift hits both modes alike
-            run_dir = out / f"{Path(site).stem}-{mode}-{i}"  # a site may be a YAML path
-            t0 = time.time()
-            p = subprocess.run([sys.executable, "-m", "deeprc.cli", "launch", pipeline, "--site", site,
-                                "--mode", mode, "--profile", profile, "--run-dir", str(run_dir)],
-                               capture_output=True, text=True, cwd=ROOT)
-            if p.returncode != 0 or not _wait_run(run_dir, n):
-                print(f"{site} {mode} run failed: {p.stdout[-1500:]}{p.stderr[-1500:]} (see {run_dir})")
+            m = one_launch(pipeline, profile, site, mode, out / f"{Path(site).stem}-{mode}-{i}")  # a site may be a YAML path
+            if m is None:
                 return None
-            res[mode]["walls"].append(time.time() - t0)
+            res[mode]["walls"].append(m["wall_s"])
             print(f"  {site} {mode}: {res[mode]['walls'][-1]:.1f} s", flush=True)
     for mode in ("pilot", "batch"):
         res[mode]["median_s"] = statistics.median(res[mode]["walls"])
