@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deeprc.pipeline.commands import stage_env, stage_launch_argv
 from deeprc.pipeline.engine import Completion
@@ -19,13 +19,16 @@ from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
 from deeprc.pipeline.taskenv import site_secrets
 
+if TYPE_CHECKING:
+    from deeprc.sites import Site
+
 
 class BatchBackend:
     """Start each stage attempt as `mpiexec -n RANKS python -m deeprc.pipeline.entry ...`."""
 
     name = "batch"
 
-    def __init__(self, site: Any = None, cores: int | None = None, environ: dict[str, str] | None = None,
+    def __init__(self, site: Site | None = None, cores: int | None = None, environ: dict[str, str] | None = None,
                  rank_lines: dict[str, list[str]] | None = None) -> None:
         self.site = site
         self.environ = environ  # the stages' base environment (None: this process's, as it is at each start)
