@@ -12,14 +12,14 @@ from deeprc.errors import DeepRCError
 
 
 def _cloud_render(plan) -> str | None:  # noqa: ANN001
-    """For cloud sites: the VM launch command from `deeprc.cloud.render_launch` (when that package has it)."""
+    """For cloud sites: the VM launch command from `deeprc.cloud.render_provision` (when that package has it)."""
     if plan.site.cloud is None:
         return None
     import shlex
 
-    from deeprc.cloud import render_launch
+    from deeprc.cloud import render_provision
 
-    cmd = render_launch(plan.site, str(plan.pipeline_file), plan.nodes)
+    cmd = render_provision(plan.site, str(plan.pipeline_file), plan.nodes)
     return shlex.join(cmd) if isinstance(cmd, list) else str(cmd)
 
 

@@ -82,9 +82,9 @@ def _site_env(plan: LaunchPlan) -> dict[str, str]:
 def rank_line(plan: LaunchPlan, st: StageJob) -> list[str]:
     """The batch job's rank line of stage `st`, run as written by `deeprc-deploy run -- LINE` (one line for
     every attempt: the entry point reads the attempt from DEEPRC_ATTEMPT)."""
-    from deeprc.pipeline.commands import stage_launch_argv
+    from deeprc.pipeline.commands import stage_rank_line
 
-    return stage_launch_argv(plan.run_dir, plan.pipeline.stage(st.name), None, plan.site, nodes=st.nodes,
+    return stage_rank_line(plan.run_dir, plan.pipeline.stage(st.name), None, plan.site, nodes=st.nodes,
                              ranks_per_node=st.ranks_per_node)
 
 

@@ -13,7 +13,7 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
-from deeprc.pipeline.commands import stage_env, stage_launch_argv
+from deeprc.pipeline.commands import stage_env, stage_rank_line
 from deeprc.pipeline.engine import Completion
 from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
@@ -46,7 +46,7 @@ class BatchBackend:
         assert self.run is not None
         self._n += 1
         task = f"batch.{self._n:04d}"
-        argv = self.rank_lines.get(stage.name) or stage_launch_argv(self.run.path, stage, attempt, self.site)
+        argv = self.rank_lines.get(stage.name) or stage_rank_line(self.run.path, stage, attempt, self.site)
         env = {**(os.environ if self.environ is None else self.environ), **stage_env(self.run.path, stage, attempt),
                "DEEPRC_TASK": task,
                **site_secrets(self.site)}  # handed to the process in memory, byte for byte
