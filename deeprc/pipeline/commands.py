@@ -110,7 +110,7 @@ def ranks_argv(ranks: int, argv: list[str], site: Site | None = None, cores_per_
 
 
 def stage_rank_line(run_dir: Path, stage: Stage, attempt: int | None, site: Site | None = None, nodes: int | None = None,
-                      ranks_per_node: int | None = None) -> list[str]:
+                    ranks_per_node: int | None = None) -> list[str]:
     """The whole launcher line of one stage attempt (batch runner).
 
     Locally: this venv's mpiexec. On a scheduler site (inside the stage's job): the site's launcher,
