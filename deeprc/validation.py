@@ -66,11 +66,13 @@ def _unwrap(tp: Any, item: bool = False) -> Any:
 
 def validation_error(exc: ValidationError, path: str | Path, root: type[BaseModel], *, example: str,
                      what: str = "file") -> DeepRCError:
-    """The first problem of `exc` (validating `root` from `path`) as one DeepRCError.
+    """One problem of `exc` (validating `root` from `path`) as one DeepRCError: the first unknown key, else the first.
 
     `example` names a file to copy a missing key from; `what` names the file in the generic fix.
     """
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # a misspelt key is also a missing one: the unknown key, with its nearest valid name, says more
+    err = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
     loc = tuple(err.get("loc", ()))
     field = key_path(loc)
     kind = err.get("type", "")

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from spython.main.parse.parsers import DockerParser, SingularityParser
 
@@ -19,6 +20,7 @@ from deeprc.images.inputs import pycylon_version
 from deeprc.images.recipe import check_copies, expand, load_recipe, resolve_args
 from deeprc.images.render import write_recipes
 from deeprc.images.store import image_record, load_images, save_record
+from deeprc import __version__
 from deeprc.errors import DeepRCError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -286,4 +288,60 @@ def test_bad_inputs_are_one_paragraph_errors(tmp_path):
     assert isinstance(result.exception, DeepRCError) and "KEY=VALUE" in str(result.exception)
     (ctx / "containers" / "recipe.yaml").write_text("args: [unclosed\n")
     with pytest.raises(DeepRCError, match=r"recipe.yaml: is not valid YAML.*Fix: correct the YAML syntax"):
+        load_recipe(ctx)
+
+
+def _site_file(tmp_path: Path, variant: str | None) -> Path:
+    container = {"runtime": "none"} if variant is None else {"runtime": "none", "variant": variant}
+    path = tmp_path / "gpusite.yaml"
+    path.write_text(yaml.safe_dump({"scheduler": "local", "container": container}))
+    return path
+
+
+def test_variant_comes_from_the_site(tmp_path, monkeypatch):
+    """`build --site S` builds the variant S names in container.variant; --variant overrides it."""
+    monkeypatch.chdir(tmp_path)
+    args = ["--runtime", "podman", "--dry-run", "--context", str(REPO), "--site"]
+    result = CliRunner().invoke(build, [*args, str(_site_file(tmp_path, "cuda"))])
+    assert result.exit_code == 0, result.output
+    containerfile = tmp_path / ".deeprc" / "build" / f"localhost_deeprc_{__version__}-cuda" / "Containerfile"
+    assert f"podman build -f {containerfile} -t localhost/deeprc:{__version__}-cuda" in result.output
+    assert 'ARG BASE_IMAGE=docker.io/nvidia/cuda:12' in containerfile.read_text()
+    result = CliRunner().invoke(build, [*args, str(_site_file(tmp_path, "cuda")), "--variant", "cpu"])
+    assert result.exit_code == 0 and f"-t localhost/deeprc:{__version__}-cpu" in result.output, result.output
+    result = CliRunner().invoke(build, [*args, str(_site_file(tmp_path, None))])  # no container.variant: cpu
+    assert result.exit_code == 0 and f"-t localhost/deeprc:{__version__}-cpu" in result.output, result.output
+
+
+def test_site_variant_the_recipe_lacks_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    site = _site_file(tmp_path, "rocm")
+    result = CliRunner().invoke(build, ["--runtime", "podman", "--dry-run", "--context", str(REPO), "--site", str(site)])
+    assert isinstance(result.exception, DeepRCError), result.output
+    assert re.search(rf"^{re.escape(str(site))}: field 'container.variant': 'rocm' is not a variant of "
+                     r"containers/recipe.yaml \(it has cpu, cuda\)\. Fix: .*--variant", str(result.exception))
+    result = CliRunner().invoke(build, ["--runtime", "podman", "--dry-run", "--context", str(REPO), "--site", str(site),
+                                        "--variant", "cpu"])  # the override does not read the site's variant
+    assert result.exit_code == 0, result.output
+
+
+def test_unknown_recipe_key_names_its_path(tmp_path):
+    ctx = tmp_path / "ctx"
+    shutil.copytree(REPO / "containers", ctx / "containers", ignore=shutil.ignore_patterns("*.whl", "*.crt"))
+    path = ctx / "containers" / "recipe.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["steps"][1]["scirpt"] = data["steps"][1].pop("script")
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(DeepRCError, match=r"recipe.yaml: field 'steps\[1\]\.scirpt': unknown key\. "
+                                          r"Fix: did you mean 'script'\? valid keys here: args, copy, inputs, name, script"):
+        load_recipe(ctx)
+    data["steps"][1]["script"] = data["steps"][1].pop("scirpt")
+    data["variants"]["cuda"]["labelz"] = {}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(DeepRCError, match=r"field 'variants\.cuda\.labelz': unknown key\. Fix: did you mean 'labels'"):
+        load_recipe(ctx)
+    data["variants"]["cuda"].pop("labelz")
+    data["mpi_version"] = data.pop("mpi_versions")
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(DeepRCError, match=r"field 'mpi_version': unknown key\. Fix: did you mean 'mpi_versions'"):
         load_recipe(ctx)
