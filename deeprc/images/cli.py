@@ -34,9 +34,9 @@ def _parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command()
-@click.option("--variant", type=click.Choice(["cpu", "cuda"]), default=None,
-              help="Default: the site's container.variant, else cpu.")
-@click.option("--runtime", type=click.Choice(["podman", "podman-hpc", "docker", "apptainer", "singularity", "charliecloud"]),
+@click.option("--variant", default=None, metavar="VARIANT",
+              help="A variant of containers/recipe.yaml (cpu, cuda). Default: the site's container.variant, else cpu.")
+@click.option("--runtime", type=click.Choice([*OCI_RUNTIMES, *SIF_RUNTIMES, *DIR_RUNTIMES]),
               default=None, help="Default: the site's runtime, else the first one present.")
 @click.option("--site", default=None, help="Site name or file; its container runtime and image name are used.")
 @click.option("--base", default=None, help="Base image (build argument BASE_IMAGE).")
@@ -68,7 +68,11 @@ def build(variant: str | None, runtime: str | None, site: str | None, base: str 
     defaults = site_defaults(site)
     site_image = defaults.image
     recipe = load_recipe(ctx_dir)
-    variant = variant or defaults.checked_variant(variants(recipe)) or "cpu"
+    known = variants(recipe)
+    if variant is not None and variant not in known:
+        raise DeepRCError(f"--variant {variant}: containers/recipe.yaml has no such variant. "
+                          f"Fix: use one of {', '.join(known)}, or add it under 'variants' in containers/recipe.yaml.")
+    variant = variant or defaults.checked_variant(known) or "cpu"
     chosen = choose_runtime(runtime, defaults.runtime) if not (dry_run and runtime) else runtime
     if site_image and not tag and chosen in OCI_RUNTIMES:
         tag = site_image

@@ -1,7 +1,8 @@
 """Build planning: which runtime builds, and the exact commands of a build (BuildPlan).
 
-To add a build runtime, name it in one of the runtime tuples below and give it a branch in
-:func:`plan_build` (and a choice of `--runtime` in deeprc.images.cli).
+To add a build runtime, name it in one of the runtime tuples below (they are `--runtime`'s
+choices) and, when it builds differently from the others of its tuple, give it a branch in
+:func:`plan_build`.
 """
 
 from __future__ import annotations

@@ -345,3 +345,11 @@ def test_unknown_recipe_key_names_its_path(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(DeepRCError, match=r"field 'mpi_version': unknown key\. Fix: did you mean 'mpi_versions'"):
         load_recipe(ctx)
+
+
+def test_variant_option_takes_the_recipes_variants(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(build, ["--runtime", "podman", "--dry-run", "--context", str(REPO), "--variant", "rocm"])
+    assert isinstance(result.exception, DeepRCError)
+    assert re.match(r"--variant rocm: containers/recipe.yaml has no such variant\. Fix: use one of cpu, cuda",
+                    str(result.exception))
