@@ -15,13 +15,13 @@ import yaml
 from click.testing import CliRunner
 from spython.main.parse.parsers import DockerParser, SingularityParser
 
+from deeprc import __version__
+from deeprc.errors import DeepRCError
 from deeprc.images.cli import build
 from deeprc.images.inputs import pycylon_version
 from deeprc.images.recipe import check_copies, expand, load_recipe, resolve_args
 from deeprc.images.render import write_recipes
 from deeprc.images.store import image_record, load_images, save_record
-from deeprc import __version__
-from deeprc.errors import DeepRCError
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = ["cpu", "cuda"]
