@@ -126,14 +126,14 @@ def image_build_cmd():
 @pytest.fixture(scope="session")
 def built_image(podman_base, tmp_path_factory) -> dict:
     """`deeprc-deploy build --variant cpu` with podman (once per session); returns the metadata record."""
-    from deeprc import images
+    from deeprc.images.store import image_record
 
     meta = tmp_path_factory.mktemp("image") / "images.json"
     proc = subprocess.run(build_cmd(podman_base, IMAGE_TAG, meta), cwd=REPO, capture_output=True, text=True,
                           timeout=2600)
     print(proc.stdout[-3000:])
     assert proc.returncode == 0, f"build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
-    record = images.image_record("cpu", meta)
+    record = image_record("cpu", meta)
     record["stdout"] = proc.stdout
     return record
 

@@ -91,6 +91,8 @@ class Container(_Strict):
 
     runtime: str = Field(default="none", description="a registered container runtime (deeprc.runtimes)")
     image: str | None = None
+    variant: str = Field(default="cpu", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                         description="the recipe variant `deeprc-deploy build --site` builds (containers/recipe.yaml: cpu, cuda)")
     gpu_flag: str | None = Field(default=None, description="GPU flag; default per runtime and GPU vendor")
     binds: list[str] = Field(default_factory=list)
     options: list[str] = Field(default_factory=list, description="extra arguments to the runtime's run/exec")
