@@ -168,13 +168,14 @@ def stagefns_on_path():
 @pytest.fixture(scope="session")
 def pilot(stagefns_on_path, tmp_path_factory):
     """A started local.localhost pilot (8 virtual cores, a 4-rank raptor MPI worker)."""
-    from deeprc.pipeline.pilot import Pilot, _own_pids
+    from deeprc.rp.reaping import own_pids
+    from deeprc.rp.session import Pilot
 
     base = tmp_path_factory.mktemp("rp")
     p = Pilot(cores=8, worker_ranks=4, base=base).start()
     yield p
     p.close()
-    assert not _own_pids(base), "the closed pilot left processes running (raptor workers?)"
+    assert not own_pids(base), "the closed pilot left processes running (raptor workers?)"
 
 
 def _write_spec(folder: Path, stages: list[dict], name: str = "t", **extra) -> Path:

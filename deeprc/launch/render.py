@@ -11,6 +11,7 @@ import jinja2
 
 from deeprc.launch.plan import LaunchPlan, StageJob
 from deeprc.launch.request import LaunchRequest, RenderedJob
+from deeprc.rp.config import rp_resource, srun_step_env
 from deeprc.schedulers import JobRequest, get_scheduler
 
 
@@ -116,7 +117,7 @@ def _run_cmd(plan: LaunchPlan, *extra: str) -> list[str]:
 
 def _rp_cores(plan: LaunchPlan) -> int:
     """Cores per node as Radical Pilot will count them (the site's `rp` overrides included)."""
-    cfg = plan.site.rp_resource()[1]
+    cfg = rp_resource(plan.site)[1]
     return int(cfg["cores_per_node"]) if cfg else plan.part.cores_per_node
 
 
@@ -124,7 +125,6 @@ def pilot_tasks(plan: LaunchPlan) -> str:
     """What the pilot job's Radical Pilot starts for each stage: the runner's own `PilotTasks`, for this run."""
     from deeprc.pipeline.pilot_layout import worker_ranks
     from deeprc.pipeline.pilot_tasks import PilotTasks
-    from deeprc.sites.rp import srun_step_env
 
     pipe, site = plan.pipeline, plan.site
     programs = PilotTasks(site, plan.run_dir, plan.run_dir / "rp",
@@ -156,7 +156,7 @@ def _jobs(plan: LaunchPlan) -> list[RenderedJob]:
                        part.gpus_per_node, sched.output_name("pilot"))
         text = tmpl.render(
             **_common(plan), directives=sched.directives(req), title=f"pipeline {pipe.name} on site {plan.site.name}",
-            rp_label=plan.site.rp_resource()[0], rp_pattern=re.escape(str(plan.run_dir / "rp")) + "/",
+            rp_label=rp_resource(plan.site)[0], rp_pattern=re.escape(str(plan.run_dir / "rp")) + "/",
             run_cmd=_run_cmd(plan, "--runner", "pilot", "--cores", str(plan.nodes * _rp_cores(plan))),
         )
         jobs.append(RenderedJob("pilot", plan.launch_dir / "pilot.sh", text, var="job_pilot",

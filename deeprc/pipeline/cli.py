@@ -170,7 +170,7 @@ def run(pipeline: str, site_name: str, runner: str, profile: str, run_dir: str |
         run_on_pilot(pilot_name, pipeline, profile, run_dir, list(stages), not no_resume)
         return
     site = load_site_or_default(site_name)
-    from deeprc.pipeline.pilot import inside_allocation
+    from deeprc.pipeline.pilot_layout import inside_allocation
 
     if (runner == "batch" and not stages and site is not None and getattr(site, "scheduler", "local") != "local"
             and not inside_allocation()):

@@ -167,7 +167,7 @@ class OverlapBackend:
         finally:
             self._settle()
             if self._boot is not None and self._boot.is_alive():  # still starting: end what it left running
-                from deeprc.pipeline.pilot import stop_leftovers
+                from deeprc.rp.reaping import stop_leftovers
 
                 stop_leftovers(Path(self.pilot_base()))
             self.pilot.close()

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from deeprc.errors import DeepRCError
+from deeprc.rp.config import rp_resource
 from deeprc.sites import detect_site, list_sites, load_site, parse_walltime
 
 GOOD = {
@@ -39,7 +40,7 @@ def test_every_shipped_site_loads() -> None:
     for name in names:
         site = load_site(name)
         assert site.name == name
-        label, cfg = site.rp_resource()
+        label, cfg = rp_resource(site)
         assert label
         if site.scheduler == "local":
             assert (label, cfg) == ("local.localhost", None)
@@ -52,7 +53,7 @@ def test_good_site_from_path(tmp_path: Path) -> None:
     site = load_site(write(tmp_path, GOOD))
     assert site.name == "testsite"
     assert site.partition()[1].gpu_vendor == "nvidia"
-    label, cfg = site.rp_resource()
+    label, cfg = rp_resource(site)
     assert label == "deeprc.testsite"
     assert cfg["resource_manager"] == "SLURM" and cfg["gpus_per_node"] == 4
     assert cfg["launch_methods"]["order"][0] == "SRUN"
