@@ -15,7 +15,7 @@ import os
 import queue
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deeprc.errors import DeepRCError
 from deeprc.pipeline.commands import is_local, oversubscribe_env, stage_env
@@ -27,6 +27,9 @@ from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
 from deeprc.pipeline import taskenv
 from deeprc.rp.session import LOCAL_CORES, Pilot
+
+if TYPE_CHECKING:
+    from deeprc.sites import Site
 
 
 def usable_cores() -> int:
@@ -44,7 +47,7 @@ class PilotBackend:
     capacity = None
     core_budget: int | None = None
 
-    def __init__(self, site: Any = None, site_name: str = "local", cores: int | None = None,
+    def __init__(self, site: Site | None = None, site_name: str = "local", cores: int | None = None,
                  pilot: Pilot | None = None) -> None:
         self.site, self.site_name, self.cores = site, site_name, cores
         self.shared = pilot is not None

@@ -12,7 +12,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deeprc.errors import DeepRCError
 from deeprc.pipeline import taskenv
@@ -26,6 +26,9 @@ from deeprc.rp.patches import patches
 from deeprc.rp.reaping import stop_leftovers
 from deeprc.settings import check_rp_patches as check_patch_env
 
+if TYPE_CHECKING:
+    from deeprc.sites import Site
+
 KILL_WAIT_S = 3.0  # how long closing waits for the launcher to report the pilot job ended
 LOCAL_CORES = 8  # local.localhost offers 8 (oversubscribed) cores per node
 
@@ -38,7 +41,7 @@ def warn_line(msg: str) -> None:
 class Pilot:
     """A started RP session + pilot (+ one raptor master and MPI worker); shareable across runs."""
 
-    def __init__(self, site: Any = None, site_name: str = "local", cores: int | None = None,
+    def __init__(self, site: Site | None = None, site_name: str = "local", cores: int | None = None,
                  worker_ranks: int | None = None, base: str | Path | None = None, runtime_min: int = 1440,
                  layout: Layout | None = None, programs: PilotTasks | None = None) -> None:
         self.site, self.site_name = site, site_name
