@@ -101,11 +101,11 @@ def idle_cpu(seconds: float = 30.0) -> dict:
     """CPU time the idle warm pilot `bench` (its daemon and every process under its folder) used over `seconds`."""
     import psutil
 
-    from deeprc.pipeline.pilot import _own_pids
+    from deeprc.rp.reaping import own_pids
     from deeprc.pipeline.warm import folder_of, read_state
 
     def procs() -> list:
-        pids = {int(read_state("bench")["pid"]), *_own_pids(folder_of("bench"))}
+        pids = {int(read_state("bench")["pid"]), *own_pids(folder_of("bench"))}
         found = []
         for pid in pids:
             try:
@@ -140,7 +140,7 @@ def dispatch_latency(n: int, base: Path) -> dict:
     """Round-trip latency (submit -> DONE callback) of tiny function tasks, one at a time, on warm workers."""
     import radical.pilot as rp
 
-    from deeprc.pipeline.pilot import Pilot
+    from deeprc.rp.session import Pilot
 
     pilot = Pilot(cores=4, worker_ranks=2, base=base).start()
     done = threading.Event()

@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("deeprc.launch.cli:status", "Show the state of a launched or local run."),
     "logs": ("deeprc.launch.cli:logs", "Show the logs of a run or one of its stages."),
     "cancel": ("deeprc.launch.cli:cancel", "Cancel a launched run, keeping finished outputs."),
-    "build": ("deeprc.images:build", "Build the DeepRC container image (podman, docker, apptainer)."),
+    "build": ("deeprc.images.cli:build", "Build the DeepRC container image (podman, docker, apptainer)."),
     "bootstrap": ("deeprc.cloud.cli:bootstrap", "Turn fresh cloud VMs into a DeepRC site."),
 }
 

@@ -37,7 +37,7 @@ def env_choice(name: str, choices: tuple[str, ...]) -> str:
 def check_rp_patches() -> None:
     """A clear error for a malformed `DEEPRC_RP_PATCHES` or `DEEPRC_RP_SCHED_SLEEP` (the hook itself
     runs inside RP's processes, where nobody would see one)."""
-    from deeprc.pipeline.rp_sitecustomize import GROUPS, wanted_groups
+    from deeprc.rp.patches import GROUPS, wanted_groups
 
     unknown = sorted(wanted_groups() - set(GROUPS))
     if unknown:

@@ -126,14 +126,14 @@ def image_build_cmd():
 @pytest.fixture(scope="session")
 def built_image(podman_base, tmp_path_factory) -> dict:
     """`deeprc-deploy build --variant cpu` with podman (once per session); returns the metadata record."""
-    from deeprc import images
+    from deeprc.images.store import image_record
 
     meta = tmp_path_factory.mktemp("image") / "images.json"
     proc = subprocess.run(build_cmd(podman_base, IMAGE_TAG, meta), cwd=REPO, capture_output=True, text=True,
                           timeout=2600)
     print(proc.stdout[-3000:])
     assert proc.returncode == 0, f"build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
-    record = images.image_record("cpu", meta)
+    record = image_record("cpu", meta)
     record["stdout"] = proc.stdout
     return record
 
@@ -168,13 +168,14 @@ def stagefns_on_path():
 @pytest.fixture(scope="session")
 def pilot(stagefns_on_path, tmp_path_factory):
     """A started local.localhost pilot (8 virtual cores, a 4-rank raptor MPI worker)."""
-    from deeprc.pipeline.pilot import Pilot, _own_pids
+    from deeprc.rp.reaping import own_pids
+    from deeprc.rp.session import Pilot
 
     base = tmp_path_factory.mktemp("rp")
     p = Pilot(cores=8, worker_ranks=4, base=base).start()
     yield p
     p.close()
-    assert not _own_pids(base), "the closed pilot left processes running (raptor workers?)"
+    assert not own_pids(base), "the closed pilot left processes running (raptor workers?)"
 
 
 def _write_spec(folder: Path, stages: list[dict], name: str = "t", **extra) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from deeprc.cloud.keys import KeyPair, generate_keypair, gzip_bytes, load_keypair, redact, write_secret
-from deeprc.cloud.launch import AWS_USER_DATA_LIMIT, render_launch
+from deeprc.cloud.provision import AWS_USER_DATA_LIMIT, render_provision
 from deeprc.cloud.plan import make_plan, parse_hosts
 from deeprc.cloud.render import render_script, render_user_data
 from deeprc.errors import DeepRCError
@@ -73,7 +73,7 @@ def bootstrap(site_name: str, nodes: int | None, hosts: str | None, pipeline: st
             f"bootstrap: the user-data for site '{site.name}' is {gz_size} bytes gzip'd, above EC2's 16 KB limit. "
             "Fix: shorten the site's environment and package lists, or run bootstrap.sh over ssh instead of as user-data."
         )
-    launch = render_launch(site, pipeline, n, out / "user-data.yaml")
+    launch = render_provision(site, pipeline, n, out / "user-data.yaml")
     if dry_run:
         click.echo(f"# {out / 'user-data.yaml'}")
         click.echo(redact(user_data, keys), nl=False)

@@ -180,11 +180,7 @@ def make_plan(
         source = f"deeprc=={__version__}"
     gpus = _gpus(site)
     net = site.network
-    fabric = dict(net.env)
-    if site.cloud.efa:
-        fabric.setdefault("FI_PROVIDER", "efa")
-        fabric.setdefault("FI_EFA_USE_DEVICE_RDMA", "1")
-        fabric.setdefault("NCCL_PROTO", "simple")
+    fabric = dict(net.env)  # fabric variables (EFA's FI_PROVIDER, ...) are site data: network.env
     hostfile = "/etc/deeprc/hostfile"
     pipeline_text = ""
     if pipeline and Path(pipeline).is_file():  # a file here: ship it; otherwise a path on the VM

@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from deeprc.comm.base import OPS, Communicator
-from deeprc.comm.launchenv import LaunchEnv, detect, in_raptor
+from deeprc.comm.rankenv import LaunchEnv, detect, in_raptor
 from deeprc.comm.timeouts import resolve_timeout
 from deeprc.errors import DeepRCError
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import socket
 
 from deeprc.comm.base import Communicator
-from deeprc.comm.launchenv import detect
+from deeprc.comm.rankenv import detect
 from deeprc.comm.rendezvous import free_port, my_address, pin_gloo_interface
 
 try:

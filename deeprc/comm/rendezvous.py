@@ -10,7 +10,7 @@ import subprocess
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from deeprc.comm.launchenv import LaunchEnv
+from deeprc.comm.rankenv import LaunchEnv
 from deeprc.errors import DeepRCError
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from deeprc.comm.base import Communicator, check_op, check_out, is_torch_tensor
-from deeprc.comm.launchenv import LaunchEnv, in_raptor
+from deeprc.comm.rankenv import LaunchEnv, in_raptor
 from deeprc.comm.rendezvous import is_loopback, agree_endpoint, make_store, next_generation, pin_gloo_interface
 from deeprc.comm.timeouts import dead_rank_message
 from deeprc.errors import DeepRCError

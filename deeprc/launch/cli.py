@@ -12,14 +12,14 @@ from deeprc.errors import DeepRCError
 
 
 def _cloud_render(plan) -> str | None:  # noqa: ANN001
-    """For cloud sites: the VM launch command from `deeprc.cloud.render_launch` (when that package has it)."""
+    """For cloud sites: the VM launch command from `deeprc.cloud.render_provision` (when that package has it)."""
     if plan.site.cloud is None:
         return None
     import shlex
 
-    from deeprc.cloud import render_launch
+    from deeprc.cloud import render_provision
 
-    cmd = render_launch(plan.site, str(plan.pipeline_file), plan.nodes)
+    cmd = render_provision(plan.site, str(plan.pipeline_file), plan.nodes)
     return shlex.join(cmd) if isinstance(cmd, list) else str(cmd)
 
 
@@ -40,30 +40,23 @@ def launch(pipeline: str, site: str, mode: str, nodes: int | None, walltime: str
            account: str | None, profile: str, run_dir: str | None, sites_dir: str | None, dry_run: bool) -> None:
     """Render PIPELINE for a site from the deploy/ templates and submit it."""
     from deeprc.launch.plan import make_plan
-    from deeprc.launch.render import render, submit_script
-    from deeprc.launch.submit import submit
+    from deeprc.launch.render import render
 
     plan = make_plan(site, pipeline, mode=mode, nodes=nodes, walltime=walltime, partition=partition,
                      account=account, profile=profile, run_dir=run_dir, sites_dir=sites_dir)
-    jobs = render(plan)
+    request = render(plan)
     if dry_run:
         cloud = _cloud_render(plan)
         if cloud is not None:
             click.echo(f"### cloud VMs for site {plan.site.name} (deeprc.cloud; then run the jobs below on its head node)")
             click.echo(cloud.rstrip("\n"))
             click.echo()
-        for j in jobs:
-            for path, text in [(j.script_path, j.text), *((plan.launch_dir / n, t) for n, t in j.files.items())]:
-                click.echo(f"### {path}")
-                click.echo(text, nl=False)
-                click.echo()
-        click.echo(f"### submit ({plan.site.scheduler})")
-        click.echo(submit_script(plan, jobs), nl=False)
+        click.echo(request.dry_run(), nl=False)
         return
     from deeprc.pipeline.commands import check_image
 
     check_image(plan.site)  # the image must be there before jobs that run in it are queued
-    record = submit(plan, jobs)
+    record = request.submit()
     for j in record["jobs"]:
         click.echo(f"{j['key']}: job {j['job_id']}")
     click.echo(f"run folder: {plan.run_dir}")

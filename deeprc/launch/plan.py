@@ -8,11 +8,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from deeprc.errors import DeepRCError, config_error
 from deeprc.sites import Site, find_site_file, format_walltime, load_site, parse_walltime
 from deeprc.sites.schema import Partition
+
+if TYPE_CHECKING:
+    from deeprc.pipeline.spec import Pipeline, Stage
 
 DEFAULT_WALLTIME = "01:00:00"
 
@@ -34,7 +37,7 @@ class StageJob:
 class LaunchPlan:
     site: Site
     site_file: Path
-    pipeline: Any  # deeprc.pipeline.spec.Pipeline
+    pipeline: Pipeline
     pipeline_file: Path
     mode: str
     profile: str
@@ -65,7 +68,7 @@ class LaunchPlan:
         return str(Path(sys.executable).parent)
 
 
-def _load_pipeline(path: Path, profile: str) -> Any:
+def _load_pipeline(path: Path, profile: str) -> Pipeline:
     from deeprc.pipeline.spec import load_pipeline
 
     return load_pipeline(path, profile)
@@ -83,7 +86,7 @@ def default_run_dir(site: Site, pipeline_name: str) -> Path:
     return (base / f"{pipeline_name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}").absolute()
 
 
-def stage_job(site_file: Path, pname: str, part: Partition, pipe_file: Path, stage: Any, index: int) -> StageJob:
+def stage_job(site_file: Path, pname: str, part: Partition, pipe_file: Path, stage: Stage, index: int) -> StageJob:
     """Nodes and ranks per node a stage needs on partition `part` (errors name both files)."""
     c, g, r = stage.cores_per_rank, stage.gpus_per_rank, stage.ranks
     gpus = math.ceil(g) if g else 0

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
-from deeprc.launch.plan import LaunchPlan
+from deeprc.launch.plan import LaunchPlan, StageJob
+from deeprc.launch.request import LaunchRequest, RenderedJob
+from deeprc.rp.config import rp_resource, srun_step_env
 from deeprc.schedulers import JobRequest, get_scheduler
 
 
@@ -62,19 +63,6 @@ def environment() -> jinja2.Environment:
     return env
 
 
-@dataclass
-class RenderedJob:
-    key: str  # "pilot" or the stage name
-    script_path: Path
-    text: str
-    after: list[str] = field(default_factory=list)  # keys of jobs that must succeed first
-    var: str = ""
-    files: dict[str, str] = field(default_factory=dict)  # more files written beside the script (name -> text)
-
-    def submit_argv(self, plan: LaunchPlan, after_ids: list[str]) -> list[str]:
-        return get_scheduler(plan.site.scheduler).submit_command(str(self.script_path), after_ids)
-
-
 def _var(key: str) -> str:
     return "job_" + re.sub(r"[^A-Za-z0-9_]", "_", key)
 
@@ -92,12 +80,12 @@ def _site_env(plan: LaunchPlan) -> dict[str, str]:
     return env
 
 
-def rank_line(plan: LaunchPlan, st) -> list[str]:  # noqa: ANN001
+def rank_line(plan: LaunchPlan, st: StageJob) -> list[str]:
     """The batch job's rank line of stage `st`, run as written by `deeprc-deploy run -- LINE` (one line for
     every attempt: the entry point reads the attempt from DEEPRC_ATTEMPT)."""
-    from deeprc.pipeline.commands import stage_launch_argv
+    from deeprc.pipeline.commands import stage_rank_line
 
-    return stage_launch_argv(plan.run_dir, plan.pipeline.stage(st.name), None, plan.site, nodes=st.nodes,
+    return stage_rank_line(plan.run_dir, plan.pipeline.stage(st.name), None, plan.site, nodes=st.nodes,
                              ranks_per_node=st.ranks_per_node)
 
 
@@ -129,7 +117,7 @@ def _run_cmd(plan: LaunchPlan, *extra: str) -> list[str]:
 
 def _rp_cores(plan: LaunchPlan) -> int:
     """Cores per node as Radical Pilot will count them (the site's `rp` overrides included)."""
-    cfg = plan.site.rp_resource()[1]
+    cfg = rp_resource(plan.site)[1]
     return int(cfg["cores_per_node"]) if cfg else plan.part.cores_per_node
 
 
@@ -137,7 +125,6 @@ def pilot_tasks(plan: LaunchPlan) -> str:
     """What the pilot job's Radical Pilot starts for each stage: the runner's own `PilotTasks`, for this run."""
     from deeprc.pipeline.pilot_layout import worker_ranks
     from deeprc.pipeline.pilot_tasks import PilotTasks
-    from deeprc.sites.rp import srun_step_env
 
     pipe, site = plan.pipeline, plan.site
     programs = PilotTasks(site, plan.run_dir, plan.run_dir / "rp",
@@ -149,8 +136,15 @@ def pilot_tasks(plan: LaunchPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(plan: LaunchPlan) -> list[RenderedJob]:
-    """One job (pilot mode) or one job per stage in dependency order (batch mode)."""
+def render(plan: LaunchPlan) -> LaunchRequest:
+    """The launch request: one job (pilot mode) or one job per stage in dependency order (batch mode), and
+    the script that submits them."""
+    request = LaunchRequest(plan, _jobs(plan))
+    request.submit_text = submit_script(plan, request.jobs)
+    return request
+
+
+def _jobs(plan: LaunchPlan) -> list[RenderedJob]:
     env = environment()
     tmpl = env.get_template("job.sh.j2")
     sched = get_scheduler(plan.site.scheduler)
@@ -162,7 +156,7 @@ def render(plan: LaunchPlan) -> list[RenderedJob]:
                        part.gpus_per_node, sched.output_name("pilot"))
         text = tmpl.render(
             **_common(plan), directives=sched.directives(req), title=f"pipeline {pipe.name} on site {plan.site.name}",
-            rp_label=plan.site.rp_resource()[0], rp_pattern=re.escape(str(plan.run_dir / "rp")) + "/",
+            rp_label=rp_resource(plan.site)[0], rp_pattern=re.escape(str(plan.run_dir / "rp")) + "/",
             run_cmd=_run_cmd(plan, "--runner", "pilot", "--cores", str(plan.nodes * _rp_cores(plan))),
         )
         jobs.append(RenderedJob("pilot", plan.launch_dir / "pilot.sh", text, var="job_pilot",
@@ -172,34 +166,39 @@ def render(plan: LaunchPlan) -> list[RenderedJob]:
         gpn = (int(st.gpus_per_rank * st.ranks_per_node + 0.999) if st.gpus_per_rank else 0)
         req = _request(plan, f"deeprc-{pipe.name}-{st.name}", st.nodes, st.ranks, gpn,
                        sched.output_name(st.name), st.ranks_per_node)
+        line = rank_line(plan, st)
         text = tmpl.render(
             **_common(plan), directives=sched.directives(req), title=f"stage {st.name} of pipeline {pipe.name} on site {plan.site.name}",
-            stage=st.name, rank_line=rank_line(plan, st),
+            stage=st.name, rank_line=line,
             run_cmd=_run_cmd(plan, "--stage", st.name, "--runner", "batch"),
         )
-        jobs.append(RenderedJob(st.name, plan.launch_dir / f"stage-{st.name}.sh", text, list(st.depends_on), _var(st.name)))
+        jobs.append(RenderedJob(st.name, plan.launch_dir / f"stage-{st.name}.sh", text, list(st.depends_on), _var(st.name),
+                                rank_line=line))
     return jobs
 
 
 def submit_script(plan: LaunchPlan, jobs: list[RenderedJob]) -> str:
-    """A shell script that submits `jobs` in order, chaining dependencies through job-id variables."""
+    """The script that submits `jobs` in order, chaining dependencies through job-id variables; `submit()` runs
+    exactly this text. Sets each job's `submit_line`."""
     sched = get_scheduler(plan.site.scheduler)
     by_key = {j.key: j for j in jobs}
+    for j in jobs:
+        for dep in j.after:
+            if dep not in by_key:
+                raise KeyError(dep)
     rows = []
     for j in jobs:
         after = [f"${{{by_key[a].var}}}" for a in j.after]
-        argv = j.submit_argv(plan, ["__AFTER__"] if after else [])
+        argv = sched.submit_command(str(j.script_path), ["__AFTER__"] if after else [])
         words = [shlex.quote(a) for a in argv]
         words = [w.replace("__AFTER__", ":".join(after)) if "__AFTER__" in w else w for w in words]
         words = [f'"{w}"' if "${" in w and not w.startswith('"') else w for w in words]
         if sched.submit_stdin:
             words.append("< " + shlex.quote(str(j.script_path)))
-        cmd = sched.submit_line(" ".join(words), str(plan.launch_dir / (j.key + ".out")))
-        rows.append({"key": j.key, "var": j.var, "submit": cmd})
-    for a in by_key.values():
-        for dep in a.after:
-            if dep not in by_key:
-                raise KeyError(dep)
+        j.submit_line = sched.submit_line(" ".join(words), str(plan.launch_dir / (j.key + ".out")))
+        rows.append({"key": j.key, "var": j.var, "submit": j.submit_line})
+    env = {**plan.site.scheduler_env, **sched.submit_env(str(plan.run_dir))}
     return environment().get_template("submit.sh.j2").render(
-        jobs=rows, run_dir=str(plan.run_dir), scheduler=sched.name, mode=plan.mode
+        jobs=rows, run_dir=str(plan.run_dir), scheduler=sched.name, mode=plan.mode,
+        env={k: shlex.quote(v) for k, v in env.items()},
     )

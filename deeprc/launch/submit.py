@@ -1,33 +1,24 @@
-"""Submit rendered jobs, chaining dependencies, and record them in RUN/launch.json."""
+"""Submit a launch request by running its submit script; record the jobs in RUN/launch.json."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deeprc.errors import DeepRCError
-from deeprc.launch.plan import LaunchPlan
-from deeprc.launch.render import RenderedJob
 from deeprc.schedulers import get_scheduler
 
+if TYPE_CHECKING:
+    from deeprc.launch.request import LaunchRequest
 
-def write_scripts(plan: LaunchPlan, jobs: list[RenderedJob]) -> None:
-    """Create RUN/launch/ with the job scripts and the RP resource config (pilot mode)."""
-    from deeprc.cloud.keys import write_secret
-
-    plan.launch_dir.mkdir(parents=True, exist_ok=True)
-    plan.launch_dir.chmod(0o700)  # the job scripts export the site's environment (its secrets)
-    (plan.run_dir / "logs").mkdir(exist_ok=True)
-    for j in jobs:
-        write_secret(j.script_path, j.text)  # 0600 from the first byte
-        j.script_path.chmod(0o700)
-        for name, text in j.files.items():
-            write_secret(plan.launch_dir / name, text)
+SUBMIT_TIMEOUT_S = 120.0  # per job: how long one submit command may take
 
 
 def scheduler_env(extra: dict[str, str] | None) -> dict[str, str] | None:
@@ -35,57 +26,82 @@ def scheduler_env(extra: dict[str, str] | None) -> dict[str, str] | None:
     return {**os.environ, **extra} if extra else None
 
 
-def _run(argv: list[str], stdin: str | None = None, env: dict[str, str] | None = None) -> str:
-    if not shutil.which(argv[0]):
-        raise DeepRCError(
-            f"cannot submit: `{argv[0]}` is not on PATH on this host. Fix: run `deeprc-deploy launch` on a login "
-            "node of the site, or use --dry-run to see the scripts."
-        )
-    proc = subprocess.run(argv, capture_output=True, text=True, input=stdin, timeout=120, env=env)
-    if proc.returncode != 0:
-        raise DeepRCError(
-            f"`{' '.join(argv)}` failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()}. "
-            "Fix: check the partition, account and walltime in the site config and the options given to launch."
-        )
-    return proc.stdout
+def _check_programs(request: LaunchRequest) -> None:
+    """Every program the submit lines start must be on PATH before anything is submitted."""
+    for j in request.jobs:
+        prog = shlex.split(j.submit_line)[0] if j.submit_line else ""
+        if prog == "setsid":
+            continue
+        if prog and not shutil.which(prog):
+            raise DeepRCError(
+                f"cannot submit: `{prog}` is not on PATH on this host. Fix: run `deeprc-deploy launch` on a login "
+                "node of the site, or use --dry-run to see the scripts."
+            )
 
 
-def submit(plan: LaunchPlan, jobs: list[RenderedJob]) -> dict[str, Any]:
-    """Write and submit every job; return (and write) the launch record."""
-    write_scripts(plan, jobs)
+def _submitted(stdout: str, keys: list[str]) -> dict[str, str]:
+    """key -> job id from the submit script's `KEY: ID` lines (a key with an empty id is left out)."""
+    ids = {}
+    for line in stdout.splitlines():
+        key, sep, job_id = line.partition(": ")
+        if sep and key in keys and job_id.strip():
+            ids[key] = job_id.strip()
+    return ids
+
+
+def submit(request: LaunchRequest) -> dict[str, Any]:
+    """Write the request's files, run its submit script as written, record (and return) the jobs it submitted.
+
+    A failing submit command stops the script: the jobs submitted before it are recorded (so `cancel` reaches
+    them) and the error names the job, the command and what the scheduler said."""
+    plan = request.plan
     sched = get_scheduler(plan.site.scheduler)
-    ids: dict[str, str] = {}
+    _check_programs(request)
+    request.write()
+    keys = [j.key for j in request.jobs]
     record: dict[str, Any] = {
         "site": plan.site.name, "site_file": str(plan.site_file), "scheduler": sched.name, "mode": plan.mode,
         "pipeline": plan.pipeline.name, "pipeline_file": str(plan.pipeline_file), "profile": plan.profile,
         "partition": plan.partition, "nodes": plan.nodes, "walltime": plan.walltime, "run_dir": str(plan.run_dir),
         "submitted": time.time(), "jobs": [], "scheduler_env": plan.site.scheduler_env,
+        "submit_script": str(request.submit_path),
     }
-    for j in jobs:
-        after = [ids[a] for a in j.after]
-        started = None
-        if sched.name == "local":
-            if after:
-                raise DeepRCError("the local site runs one job at a time. Fix: use --mode pilot for --site local.")
-            out = open(plan.launch_dir / f"{j.key}.out", "ab")
-            from deeprc.schedulers.local import RUN_MARK, start_time
+    # its own session: a local job's `setsid` then keeps the pid the script prints; a timeout kills it all
+    proc = subprocess.Popen(["bash", str(request.submit_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=True, cwd=plan.run_dir)
+    limit = SUBMIT_TIMEOUT_S * max(1, len(keys))
+    try:
+        out, err = proc.communicate(timeout=limit)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        timed_out = True
+    ids = _submitted(out, keys)
+    from deeprc.schedulers.local import start_time
 
-            proc = subprocess.Popen(["bash", str(j.script_path)], stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=plan.run_dir,
-                                    env={**os.environ, RUN_MARK: str(plan.run_dir)})
-            out.close()
-            job_id, argv = str(proc.pid), ["bash", str(j.script_path)]
-            started = start_time(proc.pid)
-        else:
-            argv = j.submit_argv(plan, after)
-            stdin = j.script_path.read_text() if sched.submit_stdin else None
-            job_id = sched.parse_job_id(_run(argv, stdin, scheduler_env(plan.site.scheduler_env)))
-            if not job_id:
-                raise DeepRCError(f"`{' '.join(argv)}` printed no job id. Fix: check the scheduler's output above.")
-        ids[j.key] = job_id
-        record["jobs"].append({"key": j.key, "job_id": job_id, "script": str(j.script_path), "submit": argv, "after": after,
-                               **({"started": started} if sched.name == "local" else {})})
-        write_record(plan.run_dir, record)
+    for j in request.jobs:
+        if j.key not in ids:
+            break
+        job_id = sched.parse_job_id(ids[j.key])
+        entry = {"key": j.key, "job_id": job_id, "script": str(j.script_path), "submit": j.submit_line,
+                 "after": [ids[a] for a in j.after]}
+        if sched.name == "local":
+            entry["started"] = start_time(int(job_id)) if job_id.isdigit() else None
+        record["jobs"].append(entry)
+    write_record(plan.run_dir, record)
+    if timed_out or proc.returncode != 0 or len(record["jobs"]) < len(keys):
+        failed = next(j for j in request.jobs if j.key not in ids) if len(ids) < len(keys) else request.jobs[-1]
+        done = ", ".join(f"{e['key']} ({e['job_id']})" for e in record["jobs"]) or "none"
+        said = (err or out).strip()[-1500:] or "(nothing)"
+        why = (f"did not finish in {limit:.0f} s" if timed_out else
+               f"exited {proc.returncode}" if proc.returncode else "printed no job id")
+        raise DeepRCError(
+            f"submitting job '{failed.key}' failed: `{failed.submit_line}` in {request.submit_path} {why}; "
+            f"the scheduler said: {said}. Jobs already submitted: {done} (recorded in {plan.run_dir / 'launch.json'}; "
+            f"`deeprc-deploy cancel {plan.run_dir}` removes them). Fix: check the partition, account and walltime in "
+            "the site config and the options given to launch."
+        )
     return record
 
 

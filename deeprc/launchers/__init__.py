@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from deeprc.launchers import mpiexec, others, srun  # noqa: F401  (they register themselves)
+from deeprc.launchers import aprun, fluxrun, ibrun, jsrun, mpiexec, srun  # noqa: F401  (they register themselves)
 from deeprc.launchers.base import LAUNCHERS, Launcher, register_launcher
 
 

@@ -11,13 +11,16 @@ import os
 import signal
 import subprocess
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deeprc.pipeline.commands import stage_env, stage_launch_argv
+from deeprc.pipeline.commands import stage_env, stage_rank_line
 from deeprc.pipeline.engine import Completion
 from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
 from deeprc.pipeline.taskenv import site_secrets
+
+if TYPE_CHECKING:
+    from deeprc.sites import Site
 
 
 class BatchBackend:
@@ -25,7 +28,7 @@ class BatchBackend:
 
     name = "batch"
 
-    def __init__(self, site: Any = None, cores: int | None = None, environ: dict[str, str] | None = None,
+    def __init__(self, site: Site | None = None, cores: int | None = None, environ: dict[str, str] | None = None,
                  rank_lines: dict[str, list[str]] | None = None) -> None:
         self.site = site
         self.environ = environ  # the stages' base environment (None: this process's, as it is at each start)
@@ -43,7 +46,7 @@ class BatchBackend:
         assert self.run is not None
         self._n += 1
         task = f"batch.{self._n:04d}"
-        argv = self.rank_lines.get(stage.name) or stage_launch_argv(self.run.path, stage, attempt, self.site)
+        argv = self.rank_lines.get(stage.name) or stage_rank_line(self.run.path, stage, attempt, self.site)
         env = {**(os.environ if self.environ is None else self.environ), **stage_env(self.run.path, stage, attempt),
                "DEEPRC_TASK": task,
                **site_secrets(self.site)}  # handed to the process in memory, byte for byte

@@ -7,14 +7,19 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from deeprc.errors import DeepRCError
 
+if TYPE_CHECKING:
+    from deeprc.pipeline.engine import Backend
+    from deeprc.pipeline.spec import Pipeline
+    from deeprc.sites import Site
 
-def load_site_or_default(name: str) -> Any:
+
+def load_site_or_default(name: str) -> Site | None:
     """`deeprc.sites.load_site(name)`; for `local`, None (built-in defaults) when sites are unavailable."""
     from deeprc.sites import find_site_file, load_site
 
@@ -26,7 +31,7 @@ def load_site_or_default(name: str) -> Any:
     return load_site(name)
 
 
-def check_stages(pipe: Any, names: list[str], site: Any) -> None:
+def check_stages(pipe: Pipeline, names: list[str], site: Site | None) -> None:
     """Before anything runs: every selected stage's function can be found, and a local run's stages fit
     on this machine (ranks x cores at most 16 per usable core, so a typo cannot start a million processes)."""
     from deeprc.errors import config_error
@@ -50,7 +55,7 @@ def check_stages(pipe: Any, names: list[str], site: Any) -> None:
                                "lower ranks, or run it on a cluster site with `deeprc-deploy launch`")
 
 
-def default_run_dir(pipe: Any, site: Any) -> Path:
+def default_run_dir(pipe: Pipeline, site: Site | None) -> Path:
     base = getattr(getattr(site, "filesystems", None), "runs", None) or "runs"
     suffix = "" if pipe.profile == "full" else f"-{pipe.profile}"
     return Path(os.path.expandvars(base)) / f"{pipe.name}{suffix}"
@@ -59,7 +64,7 @@ def default_run_dir(pipe: Any, site: Any) -> Path:
 def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str = "pilot", profile: str = "full",
                  run_dir: str | Path | None = None, stages: list[str] | None = None, resume: bool = True,
                  cores: int | None = None, quiet: bool = False, report: bool = True,
-                 pilot: Any = None, backend: Any = None,
+                 pilot: Any = None, backend: Backend | None = None,
                  rank_lines: dict[str, list[str]] | None = None) -> tuple[Any, Path]:
     """Run a pipeline file and return (RunResult, run folder). Used by the CLI, tests and benchmarks.
 
@@ -96,7 +101,7 @@ def run_pipeline(pipeline: str | Path, *, site_name: str = "local", runner: str 
     elif runner == "batch":
         from deeprc.pipeline.batch import BatchBackend
 
-        backend: Any = BatchBackend(site, cores=cores, rank_lines=rank_lines)
+        backend = BatchBackend(site, cores=cores, rank_lines=rank_lines)
     elif runner == "pilot":
         from deeprc.pipeline.pilot import PilotBackend
 
@@ -165,7 +170,7 @@ def run(pipeline: str, site_name: str, runner: str, profile: str, run_dir: str |
         run_on_pilot(pilot_name, pipeline, profile, run_dir, list(stages), not no_resume)
         return
     site = load_site_or_default(site_name)
-    from deeprc.pipeline.pilot import inside_allocation
+    from deeprc.pipeline.pilot_layout import inside_allocation
 
     if (runner == "batch" and not stages and site is not None and getattr(site, "scheduler", "local") != "local"
             and not inside_allocation()):

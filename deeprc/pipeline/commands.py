@@ -63,7 +63,7 @@ def stage_argv(run_dir: Path, stage: Stage, attempt: int | None, site: Site | No
     """The program one rank runs: the entry point for functions, the command otherwise.
 
     `image_command` stages are wrapped with the site's container runtime unless `wrap_image` is
-    False (the caller's launcher line does it, see `launch_argv`). Without `attempt` the entry point
+    False (the caller's launcher line does it, see `ranks_argv`). Without `attempt` the entry point
     reads it from DEEPRC_ATTEMPT (the same line then serves every attempt: a batch job's rank line).
     """
     if stage.kind == "function":
@@ -99,7 +99,7 @@ def is_local(site: Site) -> bool:
     return site is None or getattr(site, "scheduler", "local") == "local"
 
 
-def launch_argv(ranks: int, argv: list[str], site: Site | None = None, cores_per_rank: int = 1) -> list[str]:
+def ranks_argv(ranks: int, argv: list[str], site: Site | None = None, cores_per_rank: int = 1) -> list[str]:
     """`mpiexec -n ranks LAUNCHER_ARGS argv` with this venv's Open MPI; the site's `launcher_args` (the
     `local` site's oversubscribe and unbind ranks: site-configs/local.yaml)."""
     if site is None:
@@ -109,8 +109,8 @@ def launch_argv(ranks: int, argv: list[str], site: Site | None = None, cores_per
     return [mpiexec_path(), "-n", str(ranks), *site.launcher_args, *argv]
 
 
-def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int | None, site: Site | None = None, nodes: int | None = None,
-                      ranks_per_node: int | None = None) -> list[str]:
+def stage_rank_line(run_dir: Path, stage: Stage, attempt: int | None, site: Site | None = None, nodes: int | None = None,
+                    ranks_per_node: int | None = None) -> list[str]:
     """The whole launcher line of one stage attempt (batch runner).
 
     Locally: this venv's mpiexec. On a scheduler site (inside the stage's job): the site's launcher,
@@ -118,7 +118,7 @@ def stage_launch_argv(run_dir: Path, stage: Stage, attempt: int | None, site: Si
     included, runs inside the site's image when it has one (`{python}` is then the image's Python).
     """
     if is_local(site):
-        return launch_argv(stage.ranks, stage_argv(run_dir, stage, attempt, site), site, stage.cores_per_rank)
+        return ranks_argv(stage.ranks, stage_argv(run_dir, stage, attempt, site), site, stage.cores_per_rank)
     from deeprc.runtimes import rank_command
 
     python = IMAGE_PYTHON if has_image(site) else None

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from deeprc.errors import DeepRCError
 from deeprc.pipeline.batch import BatchBackend
@@ -23,6 +23,10 @@ from deeprc.pipeline.engine import Completion
 from deeprc.pipeline.runfolder import RunFolder
 from deeprc.pipeline.spec import Pipeline, Stage
 from deeprc.settings import env_choice
+
+if TYPE_CHECKING:
+    from deeprc.pipeline.pilot import PilotBackend
+    from deeprc.sites import Site
 
 POLL_SLICE_S = 0.05  # how long one look at the pilot waits while launcher stages run too
 BOOT_WAIT_S = 300.0  # longest wait for RP's session and pilot job to be set up (not the agent's start)
@@ -42,7 +46,7 @@ class OverlapBackend:
 
     name = "pilot"
 
-    def __init__(self, pilot_backend: Any, site: Any = None) -> None:
+    def __init__(self, pilot_backend: PilotBackend, site: Site | None = None) -> None:
         self.pilot = pilot_backend
         # the launcher's stages get this process's environment as it is now (the pilot's start hides some
         # variables from RP for a while, deeprc.pipeline.taskenv.withheld); inside a Slurm allocation their
@@ -167,12 +171,12 @@ class OverlapBackend:
         finally:
             self._settle()
             if self._boot is not None and self._boot.is_alive():  # still starting: end what it left running
-                from deeprc.pipeline.pilot import stop_leftovers
+                from deeprc.rp.reaping import stop_leftovers
 
                 stop_leftovers(Path(self.pilot_base()))
             self.pilot.close()
 
 
-def with_overlap(pilot_backend: Any, site: Any) -> Any:
+def with_overlap(pilot_backend: PilotBackend, site: Site | None) -> PilotBackend | OverlapBackend:
     """`pilot_backend` wrapped so eligible stages start while its pilot boots (unless turned off)."""
     return OverlapBackend(pilot_backend, site) if overlap_enabled() else pilot_backend

@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 START_TIMEOUT_S = 300.0  # default bound on the warm worker's first answer (DEEPRC_PILOT_START_TIMEOUT)
 
 
+def inside_allocation() -> bool:
+    """This process runs inside a batch job of any registered scheduler (its job-id variable is set)."""
+    from deeprc.schedulers import SCHEDULERS, get_scheduler
+
+    return any(v in os.environ for v in (get_scheduler(n).job_id_var for n in SCHEDULERS if n != "local") if v)
+
+
 @dataclass(frozen=True)
 class Layout:
     """A scheduler allocation as the pilot uses it."""

@@ -28,10 +28,11 @@ from typing import Any
 from deeprc.errors import DeepRCError
 from deeprc.pipeline.engine import Completion, Interrupted
 from deeprc.pipeline.commands import is_local
-from deeprc.pipeline.pilot import LOCAL_CORES, Pilot, PilotBackend, usable_cores
+from deeprc.pipeline.pilot import PilotBackend, usable_cores
 from deeprc.pipeline.pilot_tasks import PilotTasks
 from deeprc.pipeline.runfolder import _write_json
 from deeprc.pipeline.spec import Stage
+from deeprc.rp.session import LOCAL_CORES, Pilot
 
 REQUEST_TIMEOUT_S = 10.0  # a client's request and the daemon's answer, each way
 RUN_END_WAIT_S = 60.0  # how long a stopping daemon waits for its runs to cancel their stages

@@ -66,7 +66,7 @@ def withheld(site: Site, environ: dict[str, str] | None = None) -> dict[str, str
 
 def broker_env(site: Site, environ: dict[str, str] | None = None) -> dict[str, str]:
     """What the pilot runner hands its stages itself: the site's secrets, its fabric/MPI variables RP cannot
-    write (see deeprc.sites.rp.agent_env), and the caller's variables RP cannot carry."""
+    write (see deeprc.rp.config.agent_env), and the caller's variables RP cannot carry."""
     site_vars = dict(site.job_env()) if site is not None and hasattr(site, "job_env") else {}
     return {**withheld(site, environ), **{k: v for k, v in site_vars.items() if not rp_safe(v)}, **site_secrets(site)}
 

@@ -130,7 +130,7 @@ def start(name: str, site: str, cores: int | None, nodes: int | None, minutes: i
 
 def stop(name: str) -> dict[str, Any]:
     """Ask the daemon to stop (it cancels running stages, keeps finished outputs); bounded, then signals."""
-    from deeprc.pipeline.pilot import stop_leftovers
+    from deeprc.rp.reaping import stop_leftovers
 
     state = read_state(name)
     if alive(state):

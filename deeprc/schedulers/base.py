@@ -57,6 +57,10 @@ class Scheduler:
         """The submit script's line for one job: prints the new job's id on stdout."""
         return command
 
+    def submit_env(self, run_dir: str) -> dict[str, str]:
+        """Variables the submit script exports before submitting (besides the site's scheduler_env)."""
+        return {}
+
     def directives(self, job: JobRequest) -> list[str]:
         """The directive lines of the job script (values shell-quoted)."""
         return []

@@ -66,7 +66,11 @@ class Local(Scheduler):
     def submit_line(self, command: str, log: str) -> str:
         import shlex
 
-        return f"setsid {command} > {shlex.quote(log)} 2>&1 & echo $!"  # the job's pid is its id
+        # the job's pid is its id: the submit script runs in its own session, so setsid needs no fork
+        return f"setsid {command} < /dev/null > {shlex.quote(log)} 2>&1 & echo $!"
+
+    def submit_env(self, run_dir: str) -> dict[str, str]:
+        return {RUN_MARK: run_dir}  # `cancel` signals only a process group carrying this
     prefix = "#"
     job_id_var = "DEEPRC_JOB_ID"
 

@@ -28,6 +28,10 @@ class Slurm(Scheduler):
 
     def output_name(self, stem: str) -> str:
         return f"{stem}-%j.out"
+
+    def submit_line(self, command: str, log: str) -> str:
+        return command + " | cut -d ';' -f 1"  # --parsable prints `ID;CLUSTER` on multi-cluster sites
+
     prefix = "#SBATCH"
     job_id_var = "SLURM_JOB_ID"
     node_count_var = "SLURM_JOB_NUM_NODES"

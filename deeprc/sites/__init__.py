@@ -1,4 +1,4 @@
-"""Site configs: schema, loader, hostname detection, Radical Pilot resource configs."""
+"""Site configs: schema, loader, hostname detection (Radical Pilot's resource config from a site: deeprc.rp.config)."""
 
 from deeprc.sites.loader import (
     add_sites_dir,
@@ -10,7 +10,6 @@ from deeprc.sites.loader import (
     search_path,
     validate_site,
 )
-from deeprc.sites.rp import rp_label
 from deeprc.sites.schema import Site
 from deeprc.sites.walltime import format_walltime, parse_walltime
 
@@ -24,7 +23,6 @@ __all__ = [
     "list_sites",
     "load_site",
     "parse_walltime",
-    "rp_label",
     "search_path",
     "validate_site",
 ]

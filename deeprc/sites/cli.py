@@ -58,7 +58,9 @@ def show(site: str, rp: bool) -> None:
     s = load_site(site)
     click.echo(yaml.safe_dump(s.model_dump(exclude_none=True), sort_keys=False), nl=False)
     if rp:
-        label, cfg = s.rp_resource()
+        from deeprc.rp.config import rp_resource
+
+        label, cfg = rp_resource(s)
         click.echo(f"# Radical Pilot resource: {label}")
         click.echo(json.dumps(cfg, indent=2) if cfg else "# (Radical Pilot's own config)")
 

@@ -6,15 +6,15 @@ import difflib
 import fnmatch
 import os
 import socket
-import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from deeprc.errors import DeepRCError, config_error, read_text
 from deeprc.sites.schema import Site
+from deeprc.validation import validation_error
 
 _extra_dirs: list[Path] = []
 
@@ -109,67 +109,7 @@ def validate_site(data: dict[str, Any], path: str | Path = "<site>") -> Site:
     try:
         return Site.model_validate(data)
     except ValidationError as exc:
-        raise _to_error(exc, path) from None
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model class whose fields live at `loc` inside Site (dict keys skipped)."""
-    tp: Any = Site
-    for part in loc:
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = tp.model_fields.get(str(part))
-            if field is None:
-                return None
-            tp = field.annotation
-        else:
-            tp = _unwrap(tp, dict_value=True)
-            continue
-        tp = _unwrap(tp)
-    tp = _unwrap(tp)
-    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
-
-
-def _unwrap(tp: Any, dict_value: bool = False) -> Any:
-    """Strip Optional/Union/dict layers down to a model class when there is one."""
-    for _ in range(4):
-        origin = typing.get_origin(tp)
-        args = typing.get_args(tp)
-        if origin is dict and args:
-            if dict_value:
-                return args[1]
-            return tp
-        if args and origin is not None and origin is not dict and origin is not list:
-            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-            if models:
-                tp = models[0]
-                continue
-        return tp
-    return tp
-
-
-def _to_error(exc: ValidationError, path: str | Path) -> DeepRCError:
-    err = exc.errors()[0]
-    loc = tuple(err.get("loc", ()))
-    field = ".".join(str(p) for p in loc)
-    kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        model = _model_at(loc[:-1])
-        valid = sorted(model.model_fields) if model else []
-        near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
-        fix = f"did you mean '{near[0]}'? " if near else ""
-        fix += f"valid keys here: {', '.join(valid)}" if valid else "remove the key"
-        return config_error(path, field, "unknown key", fix)
-    msg = err.get("msg", "invalid value").removeprefix("Value error, ")
-    value = err.get("input")
-    if kind == "missing":
-        return config_error(path, field, "this required key is missing", f"add '{loc[-1]}' (see site-configs/local-slurm.yaml for an example)")
-    if kind.startswith(("literal_error", "enum")):
-        return config_error(path, field, f"{value!r} is not allowed ({msg})", "use one of the listed values")
-    if "type" in kind or kind.endswith(("_parsing", "_type")):
-        return config_error(path, field, f"wrong type: got {type(value).__name__} {value!r}, {msg.lower()}", "give a value of the expected type")
-    if not field:
-        return config_error(path, None, msg, "correct the site file as the message says")
-    return config_error(path, field, f"{msg} (got {value!r})", "correct this value")
+        raise validation_error(exc, path, Site, example="site-configs/local-slurm.yaml", what="site file") from None
 
 
 def detect_site(hostname: str | None = None, sites_dir: str | Path | None = None) -> str | None:

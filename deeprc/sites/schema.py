@@ -33,22 +33,12 @@ def _check_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def _check_rp(rp: dict[str, Any]) -> dict[str, Any]:
-    """Keys of `rp:` must be Radical Pilot resource-config keys (a typo would be ignored by RP silently)."""
+    """Keys of `rp:` must be Radical Pilot resource-config keys (deeprc.rp.config.check_resource_keys)."""
     if not rp:
         return rp
-    try:
-        from radical.pilot.resource_config import ResourceConfig
-    except ImportError:  # RP not installed here: the pilot runner will say so when it is used
-        return rp
-    import difflib
+    from deeprc.rp.config import check_resource_keys
 
-    known = sorted(ResourceConfig._schema)
-    for key in rp:
-        if key not in known:
-            near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-            raise ValueError(f"unknown Radical Pilot resource key {key!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
-                             + f"; valid keys: {', '.join(known)}")
-    return rp
+    return check_resource_keys(rp)
 
 
 class Partition(_Strict):
@@ -91,6 +81,8 @@ class Container(_Strict):
 
     runtime: str = Field(default="none", description="a registered container runtime (deeprc.runtimes)")
     image: str | None = None
+    variant: str = Field(default="cpu", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                         description="the recipe variant `deeprc-deploy build --site` builds (containers/recipe.yaml: cpu, cuda)")
     gpu_flag: str | None = Field(default=None, description="GPU flag; default per runtime and GPU vendor")
     binds: list[str] = Field(default_factory=list)
     options: list[str] = Field(default_factory=list, description="extra arguments to the runtime's run/exec")
@@ -224,12 +216,6 @@ class Site(_Strict):
         if name is None:
             return "local", _local_partition()
         return name, self.partitions[name]
-
-    def rp_resource(self) -> tuple[str, dict[str, Any] | None]:
-        """`(label, resource_config | None)` for Radical Pilot (None: use RP's shipped `label`)."""
-        from deeprc.sites.rp import rp_resource
-
-        return rp_resource(self)
 
 
 def _local_partition() -> Partition:

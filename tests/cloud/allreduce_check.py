@@ -1,5 +1,5 @@
 """Run by mpiexec on the test VMs: MPI allreduce, then Gloo (torch.distributed) bootstrapped over MPI."""
-import json, os, socket, sys, time
+import json, os, socket
 import numpy as np
 from mpi4py import MPI
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deeprc.cloud import launch_argv, make_plan, render_launch, render_script, render_user_data
+from deeprc.cloud import provision_argv, make_plan, render_provision, render_script, render_user_data
 from deeprc.cloud.keys import generate_keypair
 from deeprc.errors import DeepRCError
 from deeprc.sites import list_sites, load_site, validate_site
@@ -110,7 +110,7 @@ def test_hostile_config_values_are_quoted(tmp_path):
 
 def test_launch_command_aws_efa(sites, tmp_path):
     site = load_site(sites["aws"])
-    cmd = launch_argv(site, "pipelines/demo.yaml", 4, tmp_path / "user-data.yaml")
+    cmd = provision_argv(site, "pipelines/demo.yaml", 4, tmp_path / "user-data.yaml")
     assert cmd[:3] == ["aws", "ec2", "run-instances"]
     args = dict(zip(cmd[3::1], cmd[4::1]))
     assert args["--count"] == "4" and args["--instance-type"] == "p4d.24xlarge"
@@ -118,11 +118,11 @@ def test_launch_command_aws_efa(sites, tmp_path):
     assert nic["InterfaceType"] == "efa" and nic["SubnetId"] == "subnet-0abc" and nic["Groups"] == ["sg-0abc"]
     assert args["--placement"] == "GroupName=deeprc-pg"
     assert cmd[-2:] == ["--user-data", f"fileb://{tmp_path / 'user-data.yaml.gz'}"]
-    assert shlex.split(render_launch(site, "pipelines/demo.yaml", 4, tmp_path / "user-data.yaml")) == cmd
+    assert shlex.split(render_provision(site, "pipelines/demo.yaml", 4, tmp_path / "user-data.yaml")) == cmd
 
 
 def test_launch_command_gcp_gpu(sites, tmp_path):
-    cmd = launch_argv(load_site(sites["gcp"]), None, 2, tmp_path / "ud.yaml")
+    cmd = provision_argv(load_site(sites["gcp"]), None, 2, tmp_path / "ud.yaml")
     assert cmd[:4] == ["gcloud", "compute", "instances", "create"]
     assert cmd[4:6] == ["deeprc-gcp-a100-test-0", "deeprc-gcp-a100-test-1"]
     joined = shlex.join(cmd)
@@ -145,7 +145,7 @@ def test_shipped_cloud_sites_render(tmp_path):
         ud.write_text(render_user_data(render_script(plan)))
         proc = subprocess.run([cloud_init, "schema", "--config-file", str(ud)], capture_output=True, text=True)
         assert proc.returncode == 0, f"{name}: {proc.stdout}{proc.stderr}"
-        assert render_launch(site, None, 2, ud).split()[0] in ("aws", "gcloud")
+        assert render_provision(site, None, 2, ud).split()[0] in ("aws", "gcloud")
 
 
 @pytest.mark.parametrize("change,needle", [
@@ -178,4 +178,4 @@ def test_gcp_without_zone_is_an_error(tmp_path):
     data = json.loads(json.dumps(GCP_GPU))
     del data["cloud"]["zone"]
     with pytest.raises(DeepRCError, match="cloud.zone"):
-        render_launch(validate_site(data, tmp_path / "g.yaml"), None, 1)
+        render_provision(validate_site(data, tmp_path / "g.yaml"), None, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deeprc.comm.launchenv import detect
+from deeprc.comm.rankenv import detect
 from deeprc.comm.rendezvous import agree_endpoint, parse_first_host, slurm_port
 from deeprc.comm.timeouts import resolve_timeout
 from deeprc.errors import DeepRCError

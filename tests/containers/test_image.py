@@ -7,12 +7,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from deeprc import images
+from deeprc import __version__
+from deeprc.images.store import image_record
 
 # the first test's setup builds the image: minutes on an idle 2-core machine, more when shared
 pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.timeout(2700)]
@@ -47,7 +47,7 @@ def test_labels_carry_component_versions(built_image):
     assert labels["org.deeprc.torch"] == args["TORCH_VERSION"] == "2.13.0+cpu"
     assert labels["org.deeprc.mpi"] == f"{args['MPI']}-{args['MPI_VERSION']}"
     assert labels["org.deeprc.variant"] == "cpu"
-    assert labels["org.opencontainers.image.version"] == images.__version__
+    assert labels["org.opencontainers.image.version"] == __version__
 
 
 def test_default_user_is_not_root(built_image):
@@ -124,7 +124,7 @@ def test_mpich_flavour_reuses_framework_layers_and_runs_two_ranks(built_image, p
     proc = subprocess.run(image_build_cmd(podman_base, tag, meta, "--build-arg", "MPI=mpich"), cwd=REPO,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
-    record = images.image_record("cpu", meta)
+    record = image_record("cpu", meta)
     assert record["labels"]["org.deeprc.mpi"] == "mpich-4.3.2"
     log = Path(record["log"]).read_text()
     frameworks = re.search(r"STEP \d+/\d+: RUN .*20-frameworks.sh\n(.*)\n", log)

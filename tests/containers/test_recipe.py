@@ -11,11 +11,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from spython.main.parse.parsers import DockerParser, SingularityParser
 
-from deeprc import images
+from deeprc import __version__
 from deeprc.errors import DeepRCError
+from deeprc.images.cli import build
+from deeprc.images.inputs import pycylon_version
+from deeprc.images.recipe import check_copies, expand, load_recipe, resolve_args
+from deeprc.images.render import write_recipes
+from deeprc.images.store import image_record, load_images, save_record
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = ["cpu", "cuda"]
@@ -36,7 +42,7 @@ def _norm(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def recipe() -> dict:
-    return images.load_recipe(REPO)
+    return load_recipe(REPO)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +50,8 @@ def rendered(recipe, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     out = {}
     for variant in VARIANTS:
         folder = tmp_path_factory.mktemp(variant)
-        args = images.resolve_args(recipe, variant)
-        out[variant] = images.write_recipes(REPO, recipe, variant, args, folder)
+        args = resolve_args(recipe, variant)
+        out[variant] = write_recipes(REPO, recipe, variant, args, folder)
     return out
 
 
@@ -64,7 +70,7 @@ def _unquote(assignment: str) -> tuple[str, str]:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_containerfile_and_def_agree(rendered, recipe, variant):
     docker, sing = _parse(*rendered[variant])
-    args = images.resolve_args(recipe, variant)
+    args = resolve_args(recipe, variant)
     assert docker.fromHeader == sing.fromHeader == args["BASE_IMAGE"]
 
     # RUN steps of the Containerfile == the step lines of %post, in order
@@ -86,7 +92,7 @@ def test_containerfile_and_def_agree(rendered, recipe, variant):
     assert all(post_exports[k] == v for k, v in docker_env)
 
     # same labels once the Containerfile's ${ARG}s take their defaults
-    docker_labels = {k: images.expand(v, docker_args) for k, v in (_unquote(lbl[0]) for lbl in docker.labels)}
+    docker_labels = {k: expand(v, docker_args) for k, v in (_unquote(lbl[0]) for lbl in docker.labels)}
     sing_labels = dict(lbl.split(" ", 1) for lbl in sing.labels)
     assert docker_labels == sing_labels
     assert sing_labels["org.deeprc.variant"] == variant
@@ -131,7 +137,7 @@ def test_default_user_is_not_root(rendered):
 
 
 def test_cuda_variant_uses_cuda_builds(recipe):
-    args = images.resolve_args(recipe, "cuda")
+    args = resolve_args(recipe, "cuda")
     assert re.search(r"nvidia/cuda:12\.[\d.]+-.*runtime", args["BASE_IMAGE"])
     assert args["TORCH_VERSION"].endswith("+cu128") and args["TORCH_INDEX_URL"].endswith("/whl/cu128")
     assert args["TF_EXTRA"] == "[and-cuda]"
@@ -139,9 +145,9 @@ def test_cuda_variant_uses_cuda_builds(recipe):
 
 def test_committed_renders_are_current(recipe, tmp_path):
     for variant in VARIANTS:
-        args = images.resolve_args(recipe, variant)
+        args = resolve_args(recipe, variant)
         folder = REPO / "containers" / "rendered" / variant
-        cf, df = images.write_recipes(REPO, recipe, variant, args, tmp_path / variant)
+        cf, df = write_recipes(REPO, recipe, variant, args, tmp_path / variant)
         # the header's build hint names the rendered path, which differs here
         for fresh, committed in ((cf, folder / "Containerfile"), (df, folder / "deeprc.def")):
             want = committed.read_text()
@@ -156,7 +162,7 @@ def _strip_header(text: str) -> str:
 def test_pins_match_constraints(recipe):
     pins = _constraints()
     for variant in VARIANTS:
-        args = images.resolve_args(recipe, variant)
+        args = resolve_args(recipe, variant)
         checks = {
             "TORCH_VERSION": "torch", "TF_VERSION": "tensorflow", "TF_KERAS_VERSION": "tf-keras",
             "NEURALFORECAST_VERSION": "neuralforecast", "RADICAL_PILOT_VERSION": "radical-pilot",
@@ -186,22 +192,22 @@ def test_ignore_files_keep_the_venv_out():
     assert lines[0] == "*"
     assert not any(ln.startswith("!") and ln[1:].startswith((".venv", "runs", ".deeprc")) for ln in lines)
     # everything the recipe copies is let back in
-    for step in images.load_recipe(REPO)["steps"]:
+    for step in load_recipe(REPO)["steps"]:
         for path in step.get("copy", []) + [step["script"]]:
             assert any(path == ln[1:] or path.startswith(ln[1:] + "/") for ln in lines if ln.startswith("!")), path
 
 
 def test_unknown_build_arg_is_a_clear_error(recipe):
     with pytest.raises(DeepRCError, match=r"recipe.yaml: field 'args'.*no build argument 'TORCH'.*Fix: use one of"):
-        images.resolve_args(recipe, "cpu", {"TORCH": "1"})
+        resolve_args(recipe, "cpu", {"TORCH": "1"})
     with pytest.raises(DeepRCError, match=r"no variant 'rocm'"):
-        images.resolve_args(recipe, "rocm")
+        resolve_args(recipe, "rocm")
 
 
 def test_dry_run_prints_exact_commands(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     meta = tmp_path / "images.json"
-    result = CliRunner().invoke(images.build, [
+    result = CliRunner().invoke(build, [
         "--runtime", "podman", "--dry-run", "--context", str(REPO), "--tag", "localhost/deeprc:dry",
         "--base", "localhost/debian:bookworm", "--build-arg", "MPI=mpich", "--build-arg", "MPI_VERSION=4.3.2",
         "--metadata", str(meta)])
@@ -219,7 +225,7 @@ def test_dry_run_apptainer_from_oci_archive(tmp_path, monkeypatch):
         pytest.skip("needs podman on PATH to plan the OCI build that apptainer converts")
     monkeypatch.chdir(tmp_path)
     sif = tmp_path / "d.sif"
-    result = CliRunner().invoke(images.build, [
+    result = CliRunner().invoke(build, [
         "--runtime", "apptainer", "--dry-run", "--context", str(REPO), "--sif", str(sif), "--push",
         "--tag", "registry.example.org/deeprc:1"])
     assert result.exit_code == 0, result.output
@@ -227,30 +233,30 @@ def test_dry_run_apptainer_from_oci_archive(tmp_path, monkeypatch):
     assert f"podman save --format oci-archive -o {archive} registry.example.org/deeprc:1" in result.output
     assert f"apptainer build --force {sif} oci-archive://{archive}" in result.output
     assert f"apptainer push {sif} oras://registry.example.org/deeprc:1" in result.output
-    result = CliRunner().invoke(images.build, [
+    result = CliRunner().invoke(build, [
         "--runtime", "apptainer", "--dry-run", "--context", str(REPO), "--sif", str(sif), "--sif-from", "def"])
     assert f"apptainer build --force {sif} {tmp_path / '.deeprc/build/localhost_deeprc_0.1.0-cpu/deeprc.def'}" in result.output
 
 
 def test_metadata_round_trip_and_missing_variant(tmp_path):
     meta = tmp_path / ".deeprc" / "images.json"
-    images.save_record({"variant": "cpu", "ref": "localhost/deeprc:x", "digest": "sha256:ab"}, meta)
-    assert images.image_record("cpu", meta)["ref"] == "localhost/deeprc:x"
+    save_record({"variant": "cpu", "ref": "localhost/deeprc:x", "digest": "sha256:ab"}, meta)
+    assert image_record("cpu", meta)["ref"] == "localhost/deeprc:x"
     assert (tmp_path / ".deeprc" / ".gitignore").read_text() == "*\n"
     with pytest.raises(DeepRCError, match=r"images.json: field 'images.cuda'.*deeprc-deploy build --variant cuda"):
-        images.image_record("cuda", meta)
+        image_record("cuda", meta)
     meta.write_text("{not json")
     with pytest.raises(DeepRCError, match="is not valid JSON"):
-        images.load_images(meta)
-    assert json.loads(json.dumps(images.load_images(tmp_path / "none.json"))) == {"images": {}}
+        load_images(meta)
+    assert json.loads(json.dumps(load_images(tmp_path / "none.json"))) == {"images": {}}
 
 
 def test_pycylon_wheel_is_detected(tmp_path):
     wheels = tmp_path / "containers" / "inputs" / "wheels"
     wheels.mkdir(parents=True)
-    assert images.pycylon_version(tmp_path) is None
+    assert pycylon_version(tmp_path) is None
     (wheels / "pycylon-0.6.0-cp311-cp311-linux_x86_64.whl").write_bytes(b"")
-    assert images.pycylon_version(tmp_path) == "0.6.0"
+    assert pycylon_version(tmp_path) == "0.6.0"
 
 
 def test_site_sets_runtime_image_variant_and_mpi(tmp_path, monkeypatch):
@@ -258,7 +264,7 @@ def test_site_sets_runtime_image_variant_and_mpi(tmp_path, monkeypatch):
     if shutil.which("podman") is None:
         pytest.skip("needs podman on PATH (the fallback runtime)")
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(images.build, ["--site", str(REPO / "site-configs" / "perlmutter.yaml"),
+    result = CliRunner().invoke(build, ["--site", str(REPO / "site-configs" / "perlmutter.yaml"),
                                                "--dry-run", "--context", str(REPO)])
     assert result.exit_code == 0, result.output
     containerfile = tmp_path / ".deeprc" / "build" / "registry.nersc.gov_m0000_deeprc_latest" / "Containerfile"
@@ -276,10 +282,74 @@ def test_bad_inputs_are_one_paragraph_errors(tmp_path):
     for name in ("deeprc", "site-configs", "deploy"):
         (ctx / name).mkdir()
     with pytest.raises(DeepRCError, match=r"recipe.yaml: field 'steps\[4\]\.copy': names 'pipelines'.*Fix: "):
-        images.check_copies(ctx, images.load_recipe(ctx))
-    result = CliRunner().invoke(images.build, ["--dry-run", "--runtime", "podman", "--context", str(REPO),
+        check_copies(ctx, load_recipe(ctx))
+    result = CliRunner().invoke(build, ["--dry-run", "--runtime", "podman", "--context", str(REPO),
                                                "--build-arg", "mpi=mpich"])
     assert isinstance(result.exception, DeepRCError) and "KEY=VALUE" in str(result.exception)
     (ctx / "containers" / "recipe.yaml").write_text("args: [unclosed\n")
     with pytest.raises(DeepRCError, match=r"recipe.yaml: is not valid YAML.*Fix: correct the YAML syntax"):
-        images.load_recipe(ctx)
+        load_recipe(ctx)
+
+
+def _site_file(tmp_path: Path, variant: str | None) -> Path:
+    container = {"runtime": "none"} if variant is None else {"runtime": "none", "variant": variant}
+    path = tmp_path / "gpusite.yaml"
+    path.write_text(yaml.safe_dump({"scheduler": "local", "container": container}))
+    return path
+
+
+def test_variant_comes_from_the_site(tmp_path, monkeypatch):
+    """`build --site S` builds the variant S names in container.variant; --variant overrides it."""
+    monkeypatch.chdir(tmp_path)
+    args = ["--runtime", "podman", "--dry-run", "--context", str(REPO), "--site"]
+    result = CliRunner().invoke(build, [*args, str(_site_file(tmp_path, "cuda"))])
+    assert result.exit_code == 0, result.output
+    containerfile = tmp_path / ".deeprc" / "build" / f"localhost_deeprc_{__version__}-cuda" / "Containerfile"
+    assert f"podman build -f {containerfile} -t localhost/deeprc:{__version__}-cuda" in result.output
+    assert 'ARG BASE_IMAGE=docker.io/nvidia/cuda:12' in containerfile.read_text()
+    result = CliRunner().invoke(build, [*args, str(_site_file(tmp_path, "cuda")), "--variant", "cpu"])
+    assert result.exit_code == 0 and f"-t localhost/deeprc:{__version__}-cpu" in result.output, result.output
+    result = CliRunner().invoke(build, [*args, str(_site_file(tmp_path, None))])  # no container.variant: cpu
+    assert result.exit_code == 0 and f"-t localhost/deeprc:{__version__}-cpu" in result.output, result.output
+
+
+def test_site_variant_the_recipe_lacks_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    site = _site_file(tmp_path, "rocm")
+    result = CliRunner().invoke(build, ["--runtime", "podman", "--dry-run", "--context", str(REPO), "--site", str(site)])
+    assert isinstance(result.exception, DeepRCError), result.output
+    assert re.search(rf"^{re.escape(str(site))}: field 'container.variant': 'rocm' is not a variant of "
+                     r"containers/recipe.yaml \(it has cpu, cuda\)\. Fix: .*--variant", str(result.exception))
+    result = CliRunner().invoke(build, ["--runtime", "podman", "--dry-run", "--context", str(REPO), "--site", str(site),
+                                        "--variant", "cpu"])  # the override does not read the site's variant
+    assert result.exit_code == 0, result.output
+
+
+def test_unknown_recipe_key_names_its_path(tmp_path):
+    ctx = tmp_path / "ctx"
+    shutil.copytree(REPO / "containers", ctx / "containers", ignore=shutil.ignore_patterns("*.whl", "*.crt"))
+    path = ctx / "containers" / "recipe.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["steps"][1]["scirpt"] = data["steps"][1].pop("script")
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(DeepRCError, match=r"recipe.yaml: field 'steps\[1\]\.scirpt': unknown key\. "
+                                          r"Fix: did you mean 'script'\? valid keys here: args, copy, inputs, name, script"):
+        load_recipe(ctx)
+    data["steps"][1]["script"] = data["steps"][1].pop("scirpt")
+    data["variants"]["cuda"]["labelz"] = {}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(DeepRCError, match=r"field 'variants\.cuda\.labelz': unknown key\. Fix: did you mean 'labels'"):
+        load_recipe(ctx)
+    data["variants"]["cuda"].pop("labelz")
+    data["mpi_version"] = data.pop("mpi_versions")
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(DeepRCError, match=r"field 'mpi_version': unknown key\. Fix: did you mean 'mpi_versions'"):
+        load_recipe(ctx)
+
+
+def test_variant_option_takes_the_recipes_variants(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(build, ["--runtime", "podman", "--dry-run", "--context", str(REPO), "--variant", "rocm"])
+    assert isinstance(result.exception, DeepRCError)
+    assert re.match(r"--variant rocm: containers/recipe.yaml has no such variant\. Fix: use one of cpu, cuda",
+                    str(result.exception))

@@ -16,7 +16,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import re
 import time
 from pathlib import Path

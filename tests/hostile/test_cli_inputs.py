@@ -305,15 +305,15 @@ def test_bootstrap_rerun_keeps_the_cluster_key(tmp_path: Path, capsys) -> None:
 
 def test_apptainer_recipe_quotes_build_args(tmp_path: Path, monkeypatch) -> None:
     """Apptainer's %post is a shell script: a hostile build argument is exported literally, never run."""
-    from deeprc import images
+    from deeprc.images.plan import plan_build
 
     marks = tmp_path / "marks"
     marks.mkdir()
     value = hostile.values(marks)["subst"] + " " + hostile.values(marks)["ticks"] + " it's"
     monkeypatch.chdir(tmp_path)
     repo = Path(__file__).resolve().parents[2]
-    plan = images.plan_build(repo, "cpu", "apptainer", tag=None, base=None, build_args={"TORCH_VERSION": value},
-                             push=False, sif_from="docker-archive", sif_path=None, outdir=tmp_path / "out")
+    plan = plan_build(repo, "cpu", "apptainer", tag=None, base=None, build_args={"TORCH_VERSION": value},
+                      push=False, sif_from="docker-archive", sif_path=None, outdir=tmp_path / "out")
     lines = [ln.strip() for ln in plan.deffile.read_text().splitlines() if ln.strip().startswith("export ")]
     out = subprocess.run(["bash", "-c", "\n".join(lines) + '\nprintf %s "$TORCH_VERSION"'], capture_output=True,
                          text=True, timeout=30)

@@ -196,7 +196,7 @@ def test_launch_pilot_job_keeps_site_values_literal_and_secret(tmp_path, stagefn
 
 def test_pilot_refuses_a_folder_rp_cannot_quote(tmp_path):
     """A pilot of its own lives under the run folder; RP writes that path unquoted, so an unsafe one is refused."""
-    from deeprc.pipeline.pilot import Pilot
+    from deeprc.rp.session import Pilot
 
     with pytest.raises(DeepRCError, match="Radical Pilot writes unquoted"):
         Pilot(base=tmp_path / "a $(touch x)" / "rp").start()
@@ -208,6 +208,7 @@ def test_rp_resource_config_holds_no_secret_nor_unsafe_value(tmp_path):
     """The RP resource config (written to disk, run by RP's bootstrap) exports only plain fabric/MPI values;
     the site's secrets and values RP would mangle go to stages through the run process instead."""
     from deeprc.pipeline.taskenv import broker_env
+    from deeprc.rp.config import rp_resource
     from deeprc.sites import load_site
 
     marks = tmp_path / "marks"
@@ -219,7 +220,7 @@ def test_rp_resource_config_holds_no_secret_nor_unsafe_value(tmp_path):
         "environment": {"DEEPRC_TEST_TOKEN": SECRET}, "network": {"nccl_socket_ifname": "ib0", "env": {"H_NET": vals["subst"]}},
         "mpi": {"env": {"H_MPI": vals["quotes"]}}}))
     site = load_site(path)
-    text = json.dumps(site.rp_resource()[1])
+    text = json.dumps(rp_resource(site)[1])
     assert "NCCL_SOCKET_IFNAME=ib0" in text
     for v in (SECRET, "tok-3f9a1c77", "touch", vals["quotes"]):
         assert v not in text

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from deeprc.launch.plan import make_plan
-from deeprc.launch.render import render, submit_script
+from deeprc.launch.render import render
+from deeprc.launch.request import LaunchRequest
 from deeprc.sites import load_site
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,10 +21,14 @@ def profile_for(site: str) -> str:
     return "full" if load_site(site).partition()[1].gpus_per_node else "cpu"
 
 
-def render_site(site: str, mode: str, pipeline: Path = GOLDEN_PIPELINE, **opts: object) -> tuple[list, str]:
+def render_request(site: str, mode: str, pipeline: Path = GOLDEN_PIPELINE, **opts: object) -> LaunchRequest:
     plan = make_plan(site, pipeline, mode=mode, run_dir=RUN_DIR, profile=opts.pop("profile", None) or profile_for(site), **opts)
-    jobs = render(plan)
-    return jobs, submit_script(plan, jobs)
+    return render(plan)
+
+
+def render_site(site: str, mode: str, pipeline: Path = GOLDEN_PIPELINE, **opts: object) -> tuple[list, str]:
+    request = render_request(site, mode, pipeline, **opts)
+    return request.jobs, request.submit_text
 
 
 def normalise(text: str) -> str:
@@ -34,8 +39,5 @@ def normalise(text: str) -> str:
 
 
 def dry_run_text(site: str, mode: str) -> str:
-    jobs, submit = render_site(site, mode)
-    parts = [f"### {path}\n{text}" for j in jobs
-             for path, text in [(j.script_path, j.text), *((j.script_path.parent / n, t) for n, t in j.files.items())]]
-    parts.append(f"### submit\n{submit}")
-    return normalise("\n".join(parts))
+    """What `launch --dry-run` prints for the golden pipeline (LaunchRequest.dry_run), machine paths normalised."""
+    return normalise(render_request(site, mode).dry_run())

@@ -11,6 +11,7 @@ import toy_plugins  # noqa: F401  (registers toy, toyrun, toybox)
 import yaml
 
 from deeprc.errors import DeepRCError
+from deeprc.rp.config import rp_resource
 from deeprc.sites import load_site
 
 from launch_helpers import render_site
@@ -44,7 +45,7 @@ def test_toy_plugins_render_a_pilot_launch(tmp_path: Path) -> None:
     worker = "exec toybox run --mount=/runs/golden /images/deeprc.toy -- radical-pilot-raptor-worker \"$@\""
     assert worker in jobs[0].files["pilot-tasks.txt"]
     assert "toysub /runs/golden/launch/pilot.sh" in submit
-    assert load_site(str(write_site(tmp_path))).rp_resource()[1]["resource_manager"] == "FORK"
+    assert rp_resource(load_site(str(write_site(tmp_path))))[1]["resource_manager"] == "FORK"
 
 
 @pytest.mark.parametrize(("key", "value", "listed"), [("scheduler", "sge", "slurm"), ("launcher", "mpirunx", "mpirun"),

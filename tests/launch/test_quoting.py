@@ -57,7 +57,7 @@ def test_hostile_values_are_not_executed(tmp_path: Path, mode: str) -> None:
     site_path, site = hostile_site(tmp_path)
     run_dir = tmp_path / "run dir 'with' $(quotes)"
     plan = make_plan(site_path, HERE / "pipelines" / "golden.yaml", mode=mode, profile="cpu", run_dir=run_dir)
-    job = render(plan)[0]
+    job = render(plan).jobs[0]
     run_dir.mkdir()
     script = tmp_path / "job.sh"
     script.write_text(job.text)
@@ -88,7 +88,7 @@ def test_shellcheck_hostile(tmp_path: Path) -> None:
     site_path, _ = hostile_site(tmp_path)
     plan = make_plan(site_path, HERE / "pipelines" / "golden.yaml", mode="batch", profile="cpu", run_dir=tmp_path / "r")
     files = []
-    for j in render(plan):
+    for j in render(plan).jobs:
         f = tmp_path / f"{j.key}.sh"
         f.write_text(j.text)
         files.append(str(f))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deeprc.pipeline.pilot import _own_pids
+from deeprc.rp.reaping import own_pids
 from deeprc.sites import builtin_sites_dir
 
 from launch_helpers import HERE
@@ -126,7 +126,7 @@ def test_cancel_stops_a_running_launch_and_keeps_outputs(slurm: dict, site: str,
     # themselves, e.g. `rp.agent_executing.0000`: found by their working folder too)
     for _ in range(20):
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-        left = _own_pids(run)
+        left = own_pids(run)
         if str(run) not in ps and not left:
             break
         time.sleep(2)

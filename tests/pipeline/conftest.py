@@ -3,7 +3,6 @@ live in tests/conftest.py: the hostile-input suite (tests/hostile) runs on the s
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

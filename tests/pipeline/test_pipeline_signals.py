@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from deeprc.pipeline.pilot import _own_pids
+from deeprc.rp.reaping import own_pids
 
 
 def _wait(pred, timeout, what):
@@ -62,7 +62,7 @@ def test_sigterm_keeps_finished_outputs(runner, tmp_path, write_spec, stagefns_o
     # nothing of this run is left running (RP agent, workers, or the slow stage's processes)
     time.sleep(2)
     left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True).stdout.split()
-    assert not left and not _own_pids(run_dir), f"processes left: {left} {_own_pids(run_dir)}"
+    assert not left and not own_pids(run_dir), f"processes left: {left} {own_pids(run_dir)}"
 
 
 def test_sigint_while_the_pilot_boots_leaves_nothing(tmp_path, write_spec, stagefns_on_path):
@@ -86,4 +86,4 @@ def test_sigint_while_the_pilot_boots_leaves_nothing(tmp_path, write_spec, stage
     assert proc.returncode == 128 + signal.SIGINT, text
     assert json.loads((run_dir / "status.json").read_text())["run"] == "canceled"
     time.sleep(2)
-    assert not _own_pids(run_dir), f"processes left: {_own_pids(run_dir)}"
+    assert not own_pids(run_dir), f"processes left: {own_pids(run_dir)}"

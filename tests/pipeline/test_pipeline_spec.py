@@ -99,21 +99,21 @@ def test_shipped_pipelines_validate():
 def test_launcher_lines_local_and_site():
     from pathlib import Path
 
-    from deeprc.pipeline.commands import stage_launch_argv
+    from deeprc.pipeline.commands import stage_rank_line
     from deeprc.pipeline.spec import Stage
 
     fn = Stage(name="a", function="m:f", ranks=2)
-    local = stage_launch_argv(Path("/r"), fn, 1, None)
+    local = stage_rank_line(Path("/r"), fn, 1, None)
     assert local[0].endswith("mpiexec") and local[1:3] == ["-n", "2"] and "--oversubscribe" in local
     assert local[-6:] == ["--run-dir", "/r", "--stage", "a", "--attempt", "1"]
     sites = pytest.importorskip("deeprc.sites")
     site = sites.Site.model_validate({"name": "x", "scheduler": "slurm", "launcher": "srun",
                                       "partitions": {"p": {"nodes": 1, "cores_per_node": 4}},
                                       "container": {"runtime": "apptainer", "image": "/img/d.sif"}})
-    line = stage_launch_argv(Path("/r"), fn, 1, site)
+    line = stage_rank_line(Path("/r"), fn, 1, site)
     assert line[0] == "srun" and "apptainer" in line and "/img/d.sif" in line
     assert line[line.index("/img/d.sif") + 1] == "python"  # the image's Python, not this venv's
-    cmd = stage_launch_argv(Path("/r"), Stage(name="c", command=["echo", "{outdir}"]), 1, site)
+    cmd = stage_rank_line(Path("/r"), Stage(name="c", command=["echo", "{outdir}"]), 1, site)
     # every stage runs inside the site's image, commands too (issue 15)
     assert cmd[0] == "srun" and "apptainer" in cmd and cmd[-3:] == ["/img/d.sif", "echo", "/r/stages/c"]
 

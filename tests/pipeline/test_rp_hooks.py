@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -13,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import deeprc.pipeline.pilot as pilot_mod
+import deeprc.rp.session as session_mod
 from deeprc.errors import DeepRCError
+from deeprc.rp.hooks import write_hooks
 
 SCHED_PROBE = """
 import time
@@ -92,8 +92,7 @@ import json; print(json.dumps(out))
 def hooks(tmp_path) -> Path:
     folder = tmp_path / "hooks"
     folder.mkdir()
-    shutil.copyfile(Path(pilot_mod.__file__).with_name("rp_sitecustomize.py"), folder / "sitecustomize.py")
-    return folder
+    return write_hooks(folder)
 
 
 def _run(code: str, hooks: Path | None, cwd: Path, extra_env: dict[str, str] | None = None) -> str:
@@ -146,7 +145,7 @@ def test_component_managers_start_side_by_side_and_fail_fast(hooks, tmp_path):
 def test_pilot_resource_config_loads_the_hook(tmp_path, monkeypatch):
     for var in ("DEEPRC_RP_SCHED_SLEEP", "DEEPRC_RP_PATCHES"):
         monkeypatch.delenv(var, raising=False)
-    p = pilot_mod.Pilot(base=tmp_path / "rp")
+    p = session_mod.Pilot(base=tmp_path / "rp")
     assert p._agent_hooks() == [f'export PYTHONPATH={tmp_path / "rp" / "rp_hooks"}:"$PYTHONPATH"']
     assert (tmp_path / "rp" / "rp_hooks" / "sitecustomize.py").read_text().startswith('"""Start-up hook')
     monkeypatch.setenv("DEEPRC_RP_PATCHES", "off")
@@ -160,7 +159,7 @@ def test_pilot_resource_config_loads_the_hook(tmp_path, monkeypatch):
 def test_malformed_patch_settings_are_refused(monkeypatch, var, value, names):
     monkeypatch.setenv(var, value)
     with pytest.raises(DeepRCError) as err:
-        pilot_mod.check_patch_env()
+        session_mod.check_patch_env()
     assert var in str(err.value) and names in str(err.value) and "Fix:" in str(err.value)
 
 
@@ -200,7 +199,9 @@ def test_patches_apply_only_to_the_tested_rp_releases(monkeypatch):
     line says so (once); the installed RP, and any release in range, gets every group."""
     from importlib import metadata
 
-    from deeprc.pipeline import rp_sitecustomize as hooks_mod
+    from deeprc.rp import patches as hooks_mod
+    from deeprc.rp import versions
+    from deeprc.rp.patches import idle, startup
 
     for var in ("DEEPRC_RP_SCHED_SLEEP", "DEEPRC_RP_PATCHES", "DEEPRC_RP_LOGIN_SHELL"):
         monkeypatch.delenv(var, raising=False)
@@ -214,11 +215,11 @@ def test_patches_apply_only_to_the_tested_rp_releases(monkeypatch):
     assert len(said) == 1, said  # said once per process
     assert "radical.pilot 1.104.0" in said[0] and "unpatched" in said[0] and "Fix:" in said[0]
     tested = hooks_mod.patches({"radical.pilot": "1.103.9", "radical.utils": "1.103.0"}, warn=said.append)
-    assert {hooks_mod._SCHED, hooks_mod._QUEUE, hooks_mod._CMGR, hooks_mod._LAUNCHING} <= set(tested)
-    installed = {n: metadata.version(n) for n in hooks_mod.TESTED}
-    assert hooks_mod.installed_versions() == installed
+    assert {idle.SCHED, idle.QUEUE, startup.CMGR, startup.LAUNCHING} <= set(tested)
+    installed = {n: metadata.version(n) for n in versions.TESTED}
+    assert versions.installed_versions() == installed
     assert hooks_mod.patches(warn=said.append), f"the installed {installed} is outside the tested range"
     assert len(said) == 1
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
-    (low, high), = {hooks_mod.TESTED["radical.pilot"]}
+    (low, high), = {versions.TESTED["radical.pilot"]}
     assert f'"radical.pilot>={low[0]}.{low[1]},<{high[0]}.{high[1]}"' in pyproject

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deeprc.pipeline.pilot import _alive, _own_pids
+from deeprc.rp.reaping import alive, own_pids
 from deeprc.pipeline.report import task_spans
 from deeprc.pipeline.runfolder import RunFolder
 
@@ -180,13 +180,13 @@ def test_stop_cancels_a_running_stage_and_a_new_pilot_resumes(warm, tmp_path, wr
     assert client.returncode == 1 and "canceled" in text and "Finished stages are kept" in text, text
     st = state(home)
     assert st["state"] == "stopped" and "pilot stop" in st["reason"]
-    _wait(lambda: not _alive(pid), 10, "the daemon's exit")  # a zombie until init reaps it
+    _wait(lambda: not alive(pid), 10, "the daemon's exit")  # a zombie until init reaps it
     status = json.loads((run_dir / "status.json").read_text())
     assert status["run"] == "canceled"
     assert status["stages"]["a"]["state"] == "done" and status["stages"]["slow"]["state"] == "canceled"
     assert (run_dir / "stages" / "a" / "_done.json").is_file() and not (run_dir / "stages" / "slow" / "_done.json").exists()
     time.sleep(1)
-    assert not _own_pids(home / NAME), _own_pids(home / NAME)
+    assert not own_pids(home / NAME), own_pids(home / NAME)
     refused = cli("run", str(spec), "--pilot", NAME, "--run-dir", str(run_dir), env=env)
     assert refused.returncode == 2 and "is stopped" in refused.stderr and "Traceback" not in refused.stderr
 

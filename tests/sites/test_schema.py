@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from deeprc.errors import DeepRCError
+from deeprc.rp.config import rp_resource
 from deeprc.sites import detect_site, list_sites, load_site, parse_walltime
 
 GOOD = {
@@ -39,7 +40,7 @@ def test_every_shipped_site_loads() -> None:
     for name in names:
         site = load_site(name)
         assert site.name == name
-        label, cfg = site.rp_resource()
+        label, cfg = rp_resource(site)
         assert label
         if site.scheduler == "local":
             assert (label, cfg) == ("local.localhost", None)
@@ -52,7 +53,7 @@ def test_good_site_from_path(tmp_path: Path) -> None:
     site = load_site(write(tmp_path, GOOD))
     assert site.name == "testsite"
     assert site.partition()[1].gpu_vendor == "nvidia"
-    label, cfg = site.rp_resource()
+    label, cfg = rp_resource(site)
     assert label == "deeprc.testsite"
     assert cfg["resource_manager"] == "SLURM" and cfg["gpus_per_node"] == 4
     assert cfg["launch_methods"]["order"][0] == "SRUN"
@@ -107,3 +108,20 @@ def test_walltime() -> None:
     assert parse_walltime("2h") == 7200
     with pytest.raises(ValueError):
         parse_walltime("1:2:3:4")
+
+
+def test_container_variant_is_site_data(tmp_path: Path) -> None:
+    """container.variant names the image variant `build --site` builds; cpu when absent."""
+    assert load_site(write(tmp_path, GOOD)).container.variant == "cpu"
+    site = load_site(write(tmp_path, {**GOOD, "container": {**GOOD["container"], "variant": "cuda"}}))
+    assert site.container.variant == "cuda"
+    msg = error_of(tmp_path, {**GOOD, "container": {**GOOD["container"], "variant": "cuda 12"}})
+    assert "field 'container.variant'" in msg and "testsite.yaml" in msg
+    # every shipped GPU site says which variant it builds (NVIDIA: cuda; AMD: cpu, no ROCm variant yet)
+    for name in list_sites():
+        s = load_site(name)
+        vendors = {p.gpu_vendor for p in s.partitions.values() if p.gpus_per_node}
+        if vendors:
+            want = "cuda" if "nvidia" in vendors else "cpu"
+            assert s.container.variant == want, name
+            assert "variant:" in (Path(__file__).resolve().parents[2] / "site-configs" / f"{name}.yaml").read_text(), name

@@ -139,19 +139,19 @@ def gcp_command(site: Site, pipeline: Any, nodes: int, user_data: Path) -> list[
     return cmd
 
 
-def render_launch(site: Site, pipeline: Any, nodes: int, user_data: str | Path | None = None) -> str:
+def render_provision(site: Site, pipeline: Any, nodes: int, user_data: str | Path | None = None) -> str:
     """The exact cloud CLI command (one shell line) that starts `nodes` VMs of `site`.
 
     `site` is a loaded cloud site (`deeprc.sites.load_site`) or its name; `user_data` is the
     file `deeprc-deploy bootstrap --out DIR` writes (default deeprc-bootstrap/user-data.yaml;
     AWS gets its gzip'd copy user-data.yaml.gz, since EC2 accepts at most 16 KB).
-    :func:`launch_argv` gives the same command as a list.
+    :func:`provision_argv` gives the same command as a list.
     """
-    return shlex.join(launch_argv(site, pipeline, nodes, user_data))
+    return shlex.join(provision_argv(site, pipeline, nodes, user_data))
 
 
-def launch_argv(site: Site, pipeline: Any, nodes: int, user_data: str | Path | None = None) -> list[str]:
-    """:func:`render_launch` as an argv list."""
+def provision_argv(site: Site, pipeline: Any, nodes: int, user_data: str | Path | None = None) -> list[str]:
+    """:func:`render_provision` as an argv list."""
     if isinstance(site, (str, Path)):
         from deeprc.sites import load_site
 
