@@ -46,52 +46,32 @@ def slurm_tasks_on_node(env: Mapping[str, str]) -> int | None:
     return int(m.group(1)) if m else None
 
 
+# launchers that announce ranks in their own variables, checked in this order after Open MPI and srun:
+# (marker variables, launcher, flavour, rank, size, local rank, local size, nodes)
+_SCHEMES: tuple[tuple[tuple[str, ...], str, str, str, str, str | None, str | None, str | None], ...] = (
+    (("PMI_RANK",), "mpiexec", "hydra", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS", None),
+    (("PMIX_RANK",), "mpiexec", "pmix", "PMIX_RANK", "PMIX_SIZE", None, None, None),
+    (("RANK", "WORLD_SIZE"), "torchrun", "torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+     "GROUP_WORLD_SIZE"),
+)
+
+
 def detect(env: Mapping[str, str] | None = None) -> LaunchEnv:
     """Detect the launcher: Open MPI, srun, MPICH/Hydra PMI, PMIx, torchrun, else a single process."""
     env = os.environ if env is None else env
     if "OMPI_COMM_WORLD_RANK" in env:
-        return LaunchEnv(
-            "mpiexec",
-            _int(env, "OMPI_COMM_WORLD_RANK") or 0,
-            _int(env, "OMPI_COMM_WORLD_SIZE"),
-            _int(env, "OMPI_COMM_WORLD_LOCAL_RANK"),
-            _int(env, "OMPI_COMM_WORLD_LOCAL_SIZE"),
-            None,
-            "openmpi",
-        )
-    in_step = ("SLURM_STEP_ID" in env or "SLURM_STEPID" in env) and "SLURM_PROCID" in env
-    if in_step:
-        return LaunchEnv(
-            "srun",
-            _int(env, "SLURM_PROCID") or 0,
-            _int(env, "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS", "SLURM_NPROCS"),
-            _int(env, "SLURM_LOCALID"),
-            slurm_tasks_on_node(env),
-            _int(env, "SLURM_STEP_NUM_NODES", "SLURM_NNODES"),
-            "slurm-pmix" if ("PMIX_RANK" in env or "PMI_FD" in env) else "slurm",
-        )
-    if "PMI_RANK" in env:
-        return LaunchEnv(
-            "mpiexec",
-            _int(env, "PMI_RANK") or 0,
-            _int(env, "PMI_SIZE"),
-            _int(env, "MPI_LOCALRANKID"),
-            _int(env, "MPI_LOCALNRANKS"),
-            None,
-            "hydra",
-        )
-    if "PMIX_RANK" in env:
-        return LaunchEnv("mpiexec", _int(env, "PMIX_RANK") or 0, _int(env, "PMIX_SIZE"), None, None, None, "pmix")
-    if "RANK" in env and "WORLD_SIZE" in env:
-        return LaunchEnv(
-            "torchrun",
-            _int(env, "RANK") or 0,
-            _int(env, "WORLD_SIZE"),
-            _int(env, "LOCAL_RANK"),
-            _int(env, "LOCAL_WORLD_SIZE"),
-            _int(env, "GROUP_WORLD_SIZE") if "GROUP_WORLD_SIZE" in env else None,
-            "torchrun",
-        )
+        return LaunchEnv("mpiexec", _int(env, "OMPI_COMM_WORLD_RANK") or 0, _int(env, "OMPI_COMM_WORLD_SIZE"),
+                         _int(env, "OMPI_COMM_WORLD_LOCAL_RANK"), _int(env, "OMPI_COMM_WORLD_LOCAL_SIZE"), None, "openmpi")
+    if ("SLURM_STEP_ID" in env or "SLURM_STEPID" in env) and "SLURM_PROCID" in env:  # inside an srun step
+        return LaunchEnv("srun", _int(env, "SLURM_PROCID") or 0, _int(env, "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS", "SLURM_NPROCS"),
+                         _int(env, "SLURM_LOCALID"), slurm_tasks_on_node(env), _int(env, "SLURM_STEP_NUM_NODES", "SLURM_NNODES"),
+                         "slurm-pmix" if ("PMIX_RANK" in env or "PMI_FD" in env) else "slurm")
+    for markers, launcher, flavour, rank, size, local_rank, local_size, nodes in _SCHEMES:
+        if all(m in env for m in markers):
+            def var(name: str | None) -> int | None:
+                return _int(env, name) if name else None
+
+            return LaunchEnv(launcher, var(rank) or 0, var(size), var(local_rank), var(local_size), var(nodes), flavour)
     return LaunchEnv("single", 0, 1, 0, 1, 1, "")
 
 
