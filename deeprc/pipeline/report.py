@@ -14,12 +14,20 @@ from deeprc.pipeline.runfolder import DONE, RunFolder, read_json, require_run_fo
 
 
 def task_spans(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One span per task attempt: stage, task, queued, started, ended, ok."""
-    spans: dict[str, dict[str, Any]] = {}
+    """One span per task attempt: stage, task, queued, started, ended, ok.
+
+    Keyed by stage and task, and a `queued` event after a span ended opens a new one: task ids are unique
+    within one runner process only (every job of a `launch --mode batch` run numbers its task `batch.0001`)."""
+    spans: list[dict[str, Any]] = []
+    open_: dict[tuple[str, str], dict[str, Any]] = {}
     for ev in timeline:
         if ev.get("task") in (None, "-"):
             continue
-        sp = spans.setdefault(ev["task"], {"stage": ev["stage"], "task": ev["task"]})
+        key = (ev["stage"], ev["task"])
+        sp = open_.get(key)
+        if sp is None or (ev["event"] == "queued" and "ended" in sp):
+            sp = open_[key] = {"stage": ev["stage"], "task": ev["task"]}
+            spans.append(sp)
         if ev["event"] == "queued":
             sp["queued"] = ev["t"]
         elif ev["event"] == "started":
@@ -27,7 +35,7 @@ def task_spans(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif ev["event"] in ("finished", "failed"):
             sp["ended"] = ev["t"]
             sp["ok"] = ev["event"] == "finished"
-    out = [s for s in spans.values() if "ended" in s]
+    out = [s for s in spans if "ended" in s]
     for s in out:
         s.setdefault("queued", s.get("started", s["ended"]))
         s.setdefault("started", s["queued"])

@@ -94,6 +94,13 @@ def test_launch_runs_to_completion(slurm: dict, site: str, tmp_path: Path, mode:
     assert all(j["state"] in ("done", "unknown") for j in seen[-1]["jobs"])
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["train"]["sum"] == 3.0 and metrics["train"]["size"] == 2  # a real 2-rank allreduce
+    # the report's timeline has one span per stage job (each job numbers its own tasks from 1)
+    from deeprc.pipeline.report import task_spans
+    from deeprc.pipeline.runfolder import RunFolder
+
+    spans = [s for s in task_spans(RunFolder(run).timeline()) if s.get("ok")]
+    assert sorted(s["stage"] for s in spans) == ["prepare", "train"]
+    assert spans[0]["ended"] <= spans[1]["started"]  # train ran after prepare (afterok)
     assert (run / "stages" / "train" / "model.json").is_file()
     logs = cli(env, "logs", str(run), "--stage", "train").stdout
     assert "==>" in logs
