@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pilot_vs_batch import ROOT, one_launch, one_run  # noqa: E402
+from pilot_vs_batch import ROOT, analyse, one_launch, one_run  # noqa: E402
 
 from deeprc.pipeline.pilot import usable_cores  # noqa: E402
 
@@ -142,8 +142,17 @@ def main() -> None:
     ap.add_argument("--runners", default="pilot,batch,batch-packed",
                     help=f"any of {','.join(RUNNERS)}; launch-* need --site")
     ap.add_argument("--site", default=None, help="site for the launch-* runners, e.g. local-slurm or emulated-cluster")
+    ap.add_argument("--reanalyse", action="store_true",
+                    help="recompute the tables from OUT's run folders and results.json (keeps each run's wall time)")
     args = ap.parse_args()
     out = Path(args.out).resolve()
+    if args.reanalyse:
+        res = json.loads((out / "results.json").read_text())
+        for wf, per in res["raw"].items():
+            for r, ms in per.items():
+                per[r] = [{**analyse(out / f"{wf}-{r}-{i}", m["wall_s"]), "load1": m["load1"]} for i, m in enumerate(ms)]
+        report(res, out, res["rounds_done"])
+        return
     out.mkdir(parents=True, exist_ok=True)
     workflows = [w for w in args.workflows.split(",") if w]
     runners = [r for r in args.runners.split(",") if r]
