@@ -33,6 +33,11 @@ def _parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _oci_reference(image: str) -> bool:
+    """`image` names an OCI image (registry/name:tag), not a file or folder (a .sif, a Charliecloud directory)."""
+    return not image.startswith(("/", ".", "~", "$")) and not image.endswith(".sif")
+
+
 @click.command()
 @click.option("--variant", default=None, metavar="VARIANT",
               help="A variant of containers/recipe.yaml (cpu, cuda). Default: the site's container.variant, else cpu.")
@@ -74,8 +79,8 @@ def build(variant: str | None, runtime: str | None, site: str | None, base: str 
                           f"Fix: use one of {', '.join(known)}, or add it under 'variants' in containers/recipe.yaml.")
     variant = variant or defaults.checked_variant(known) or "cpu"
     chosen = choose_runtime(runtime, defaults.runtime) if not (dry_run and runtime) else runtime
-    if site_image and not tag and chosen in OCI_RUNTIMES:
-        tag = site_image
+    if site_image and not tag and chosen in OCI_RUNTIMES and _oci_reference(site_image):
+        tag = site_image  # a site whose image is a file (apptainer's .sif) builds the default tag here
     if site_image and sif_path is None and chosen in SIF_RUNTIMES and site_image.endswith(".sif"):
         sif_path = Path(site_image)
     if site_image and sif_path is None and chosen in DIR_RUNTIMES:

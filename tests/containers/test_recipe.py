@@ -353,3 +353,15 @@ def test_variant_option_takes_the_recipes_variants(tmp_path, monkeypatch):
     assert isinstance(result.exception, DeepRCError)
     assert re.match(r"--variant rocm: containers/recipe.yaml has no such variant\. Fix: use one of cpu, cuda",
                     str(result.exception))
+
+
+def test_a_site_whose_image_is_a_sif_file_builds_the_default_tag_with_podman(tmp_path, monkeypatch):
+    """delta runs apptainer (absent here): the podman fallback must not use its .sif path as an OCI tag."""
+    if shutil.which("podman") is None or shutil.which("apptainer"):
+        pytest.skip("needs podman and no apptainer on PATH (the fallback case)")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(build, ["--site", str(REPO / "site-configs" / "delta.yaml"), "--dry-run",
+                                        "--context", str(REPO)])
+    assert result.exit_code == 0, result.output
+    assert "-t /projects/" not in result.output
+    assert " -t localhost/deeprc:" in result.output and "-cuda " in result.output  # delta's variant: cuda
