@@ -195,18 +195,34 @@ def dispatch_latency(n: int, base: Path) -> dict:
 
 
 def _wait_run(run_dir: Path, stages: int, timeout: float = 1800) -> bool:
-    """Poll RUN/status.json until every stage is done (True) or one failed (False)."""
+    """Poll RUN/status.json until every stage is done (True), one failed, every job of the launch ended
+    with stages left (a job that failed to start writes no status), or `timeout` (False; each says why)."""
+    from deeprc.launch.follow import job_states
+    from deeprc.launch.submit import read_record
     from deeprc.pipeline.runfolder import read_json
 
-    end = time.time() + timeout
+    end, checked = time.time() + timeout, 0.0
     while time.time() < end:
         st = (read_json(run_dir / "status.json", {}) or {}).get("stages", {})
         states = [s.get("state") for s in st.values()]
         if len(states) == stages and all(s in ("done", "cached") for s in states):
             return True
         if any(s in ("failed", "canceled") for s in states):
+            print(f"{run_dir}: a stage failed: {st}")
             return False
+        if time.time() - checked > 10:  # the scheduler's view, every 10 s
+            checked = time.time()
+            record = read_record(run_dir) or {}
+            jobs = job_states(record) if record.get("jobs") else {}
+            if jobs and all(v in ("done", "failed", "cancelled", "unknown") for v in jobs.values()):  # unknown: purged
+                time.sleep(2)  # the last job's status.json write
+                st = (read_json(run_dir / "status.json", {}) or {}).get("stages", {})
+                if not (len(st) == stages and all(s.get("state") in ("done", "cached") for s in st.values())):
+                    print(f"{run_dir}: every job ended ({jobs}) with stages not done ({st or 'no status.json'}); "
+                          "see the job logs in its launch/ folder")
+                    return False
         time.sleep(1)
+    print(f"{run_dir}: stages not all done after {timeout:.0f} s")
     return False
 
 
