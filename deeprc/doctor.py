@@ -319,11 +319,13 @@ HOST_REQUIRED = {"python", "deeprc", "radical_pilot"}
 
 def check_image(site: Site) -> Check:
     """The site's image: a file or directory that exists here (a registry reference is pulled at run time)."""
+    from deeprc.sites.schema import is_image_file
+
     container = getattr(site, "container", None)
     image = str(getattr(container, "image", "") or "")
     if site is None or getattr(container, "runtime", "none") == "none" or not image:
         return Check(MISSING, "the site runs stages on the host (no container image)", "")
-    if not image.startswith(("/", "~", "$", ".")):
+    if not is_image_file(image):
         return Check(OK, f"{image} (a registry reference, pulled at run time)")
     path = Path(os.path.expandvars(os.path.expanduser(image)))
     if not path.exists():

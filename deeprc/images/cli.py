@@ -20,6 +20,7 @@ from deeprc.images.plan import DIR_RUNTIMES, OCI_RUNTIMES, SIF_RUNTIMES, choose_
 from deeprc.images.recipe import check_copies, find_context, load_recipe, variants
 from deeprc.images.site import site_defaults
 from deeprc.images.store import DEFAULT_METADATA, METADATA_ENV, save_record
+from deeprc.sites.schema import is_image_file
 
 
 def _parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
@@ -31,11 +32,6 @@ def _parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
             raise DeepRCError(f"--build-arg '{item}' is not KEY=VALUE. Fix: write it like --build-arg MPI=mpich.")
         out[key] = value
     return out
-
-
-def _oci_reference(image: str) -> bool:
-    """`image` names an OCI image (registry/name:tag), not a file or folder (a .sif, a Charliecloud directory)."""
-    return not image.startswith(("/", ".", "~", "$")) and not image.endswith(".sif")
 
 
 @click.command()
@@ -79,7 +75,7 @@ def build(variant: str | None, runtime: str | None, site: str | None, base: str 
                           f"Fix: use one of {', '.join(known)}, or add it under 'variants' in containers/recipe.yaml.")
     variant = variant or defaults.checked_variant(known) or "cpu"
     chosen = choose_runtime(runtime, defaults.runtime) if not (dry_run and runtime) else runtime
-    if site_image and not tag and chosen in OCI_RUNTIMES and _oci_reference(site_image):
+    if site_image and not tag and chosen in OCI_RUNTIMES and not is_image_file(site_image):
         tag = site_image  # a site whose image is a file (apptainer's .sif) builds the default tag here
     if site_image and sif_path is None and chosen in SIF_RUNTIMES and site_image.endswith(".sif"):
         sif_path = Path(site_image)

@@ -10,7 +10,7 @@ from typing import Iterator
 
 from deeprc.runtimes import get_runtime
 from deeprc.schedulers import get_scheduler
-from deeprc.sites.schema import Site
+from deeprc.sites.schema import Site, is_image_file
 
 
 
@@ -49,8 +49,8 @@ def probe(site: Site) -> Iterator[tuple[str, bool | None, str]]:
         path = shutil.which(get_runtime(rt).program)
         yield f"runtime {rt}", True if path else (False if on_site else None), path or "not on PATH"
         image = site.container.image or ""
-        if image.startswith("/") or image.endswith(".sif"):
-            p = Path(os.path.expandvars(image))
+        if is_image_file(image):
+            p = Path(os.path.expandvars(os.path.expanduser(image)))
             yield f"image {image}", p.exists() or (False if on_site else None), "present" if p.exists() else "file not found"
         else:
             yield f"image {image}", None, "registry/tag image (pulled at run time)"

@@ -76,6 +76,11 @@ class Partition(_Strict):
         return parse_walltime(self.max_walltime)
 
 
+def is_image_file(image: str) -> bool:
+    """`image` names a file or folder (an Apptainer .sif, a Charliecloud directory), not a registry reference."""
+    return image.startswith(("/", "~", "$", ".")) or image.endswith(".sif")
+
+
 class Container(_Strict):
     """How stages run inside the site's image."""
 
